@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Prepare a control node / test machine from nothing (Debian or Ubuntu, as root):
+#   1. a virtualenv with the pinned toolchain (requirements.txt),
+#   2. a Docker engine that answers (`--with-docker`): the distro's docker.io, and dockerd
+#      started by hand when there is no systemd to start it.
+# Safe to run again: it only does what is missing, and says what it did.
+#
+# Environment: MLW_VENV (default ./.venv), MLW_PYTHON (default python3).
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+venv=${MLW_VENV:-$repo/.venv}
+python=${MLW_PYTHON:-python3}
+with_docker=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-docker) with_docker=1 ;;
+    *) echo "usage: $0 [--with-docker]" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" = 0 ]; then
+    say "apt-get update"
+    apt-get update -q >/dev/null
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+}
+
+# --- virtualenv ---------------------------------------------------------------------------
+if ! "$python" -c 'import venv, ensurepip' 2>/dev/null; then
+  apt_install python3-venv python3-pip
+fi
+req_hash=$(sha256sum "$repo/requirements.txt" | cut -c1-16)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.mlw-requirements" 2>/dev/null)" != "$req_hash" ]; then
+  say "creating virtualenv $venv with the pinned toolchain"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+  "$venv/bin/pip" install -q -r "$repo/requirements.txt" 2> >(grep -v '^WARNING: Location' >&2)
+  echo "$req_hash" >"$venv/.mlw-requirements"
+else
+  say "virtualenv $venv is current"
+fi
+
+# --- Docker engine ------------------------------------------------------------------------
+if [ "$with_docker" = 1 ]; then
+  if docker info >/dev/null 2>&1; then
+    say "Docker engine answers: $(docker version --format '{{.Server.Version}}' 2>/dev/null)"
+  else
+    if ! command -v dockerd >/dev/null 2>&1; then
+      say "no Docker engine here: installing the distro's docker.io"
+      apt_install docker.io
+    fi
+    if ! command -v debootstrap >/dev/null 2>&1; then apt_install debootstrap; fi
+    if [ -d /run/systemd/system ] && systemctl start docker 2>/dev/null; then
+      say "started docker.service with systemd"
+    else
+      say "no systemd here: starting dockerd in the background (log: /var/log/mlw-dockerd.log)"
+      nohup dockerd >/var/log/mlw-dockerd.log 2>&1 &
+    fi
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || { say "dockerd did not answer; see /var/log/mlw-dockerd.log"; exit 1; }
+    say "Docker engine answers: $(docker version --format '{{.Server.Version}}')"
+  fi
+  command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+fi
