@@ -1,0 +1,146 @@
+"""Pure builders for a student container's Docker settings (no Docker calls here)."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from .alloc import format_id_list
+
+CONTAINER_PREFIX = "ml-workshop-user"
+LABEL_USER = "ml-workshop.user"
+LABEL_NPUS = "ml-workshop.npus"
+LABEL_SSH_PORT = "ml-workshop.ssh-port"
+STUDENT_HOME = "/home/student"
+# What sshd (privilege separation, login as `student`) and the NPU driver (DCMI needs
+# CAP_DAC_OVERRIDE, REFERENCE §2) need once every capability has been dropped.
+DEFAULT_CAP_ADD = (
+    "CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL",
+    "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE",
+)
+
+_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def safe_name(escaped_username):
+    """Reject names that could escape a directory (the spawner passes DockerSpawner's escaped name)."""
+    if not _SAFE.match(escaped_username or "") or ".." in escaped_username:
+        raise ValueError(f"unsafe user name for a path or container: {escaped_username!r}")
+    return escaped_username
+
+
+def container_name(escaped_username, prefix=CONTAINER_PREFIX):
+    return f"{prefix}-{safe_name(escaped_username)}"
+
+
+def work_dir(root, escaped_username):
+    return os.path.join(root, safe_name(escaped_username))
+
+
+def volumes(work_root, escaped_username, content_dir):
+    """DockerSpawner `volumes`: the student's own work dir rw, the workshop content ro.
+    Nothing of another user is mounted."""
+    vols = {
+        work_dir(work_root, escaped_username): {"bind": f"{STUDENT_HOME}/work", "mode": "rw"},
+    }
+    if content_dir:
+        vols[content_dir] = {"bind": f"{STUDENT_HOME}/workshop", "mode": "ro"}
+    return vols
+
+
+def npu_devices(npu_ids, access):
+    """Device strings (host:container:rwm) for the NPUs plus the shared management devices."""
+    if not npu_ids:
+        return []
+    pattern = access.get("npu_device_pattern", "/dev/davinci{id}")
+    devs = [pattern.format(id=i) for i in sorted(npu_ids)]
+    devs += list(access.get("devices", []))
+    return [f"{d}:{d}:rwm" if ":" not in d else d for d in devs]
+
+
+def npu_binds(npu_ids, access):
+    """Read-only driver mounts ("src:dst:ro" strings) as docker-py `binds` entries."""
+    if not npu_ids:
+        return {}
+    out = {}
+    for m in access.get("mounts", []):
+        parts = m.split(":")
+        src, dst = parts[0], parts[1] if len(parts) > 1 else parts[0]
+        mode = parts[2] if len(parts) > 2 else "ro"
+        out[src] = {"bind": dst, "mode": mode}
+    return out
+
+
+def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.0.0",
+                pids_limit=1024, shm_size="1g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True):
+    """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
+    SSH port, limits and capabilities. Never privileged, never the Docker socket."""
+    cfg = {
+        "cap_drop": ["ALL"],
+        "cap_add": sorted(set(cap_add)),
+        "pids_limit": int(pids_limit),
+        "shm_size": shm_size,
+        "port_bindings": {22: (ssh_bind_ip, int(ssh_port))},
+        "privileged": False,
+    }
+    if no_new_privileges:
+        cfg["security_opt"] = ["no-new-privileges:true"]
+    if npu_runtime == "ascend":
+        if npu_ids:
+            cfg["runtime"] = "ascend"
+    else:
+        devs = npu_devices(npu_ids, npu_access)
+        if devs:
+            cfg["devices"] = devs
+    return cfg
+
+
+def environment(*, npu_ids, ssh_port, ssh_host, extra_env=None):
+    env = dict(extra_env or {})
+    env.update({
+        "ASCEND_VISIBLE_DEVICES": format_id_list(npu_ids),
+        "MLW_SSH_PORT": str(ssh_port),
+        "MLW_SSH_HOST": ssh_host,
+    })
+    return env
+
+
+def labels(username, npu_ids, ssh_port):
+    return {
+        LABEL_USER: username,
+        LABEL_NPUS: format_id_list(npu_ids),
+        LABEL_SSH_PORT: str(ssh_port),
+    }
+
+
+def check_no_docker_socket(vols):
+    """Refuse any mount of the Docker socket (it equals root on the host)."""
+    for src in list(vols):
+        if "docker.sock" in str(src):
+            raise ValueError(f"refusing to mount the Docker socket ({src}) into a student container")
+    return vols
+
+
+def vscode_snippet(host_alias, host, port, user="student"):
+    """An ~/.ssh/config entry for VS Code Remote-SSH."""
+    return (
+        f"Host {host_alias}\n"
+        f"    HostName {host}\n"
+        f"    Port {port}\n"
+        f"    User {user}\n"
+    )
+
+
+def connection_details(username, state, ssh_host, alias_prefix="ml-workshop"):
+    """Pure: what the page shows. None when the student has no SSH port yet."""
+    port = state.get("ssh_ports", {}).get(username)
+    if not port:
+        return None
+    return {
+        "host": ssh_host,
+        "port": port,
+        "user": "student",
+        "npus": state.get("npus", {}).get(username),
+        "command": f"ssh -p {port} student@{ssh_host}",
+        "vscode": vscode_snippet(f"{alias_prefix}-{username}", ssh_host, port),
+    }

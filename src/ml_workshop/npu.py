@@ -1,0 +1,379 @@
+"""Parsing and decision logic for the Ascend NPU roles (ascend_driver, ascend_cann,
+ascend_docker_runtime). Pure functions, no I/O: the roles feed them command output and
+file contents through the filter plugin roles/ascend_driver/filter_plugins/npu.py.
+
+Sources for the formats are in ../../../shared/REFERENCE.md §1-2 (cited per function).
+"""
+from __future__ import annotations
+
+import re
+
+# PCI vendor id of Huawei and the device ids of the Ascend chips
+# (REFERENCE §1, ascend-deployer playbooks/facts/npu_info.fact.j2).
+HUAWEI_PCI_VENDOR = 0x19E5
+PCI_DEVICE_CHIPS = {
+    0xD100: "310",
+    0xD500: "310P",
+    0xD801: "910",
+    0xD802: "910B",
+}
+# Chip family as it appears in package file names (Ascend-hdk-910b-npu-driver_..., REFERENCE §1).
+CHIP_PACKAGE_NAMES = {"310": "310", "310P": "310p", "910": "910", "910B": "910b"}
+
+# Known driver / firmware / CANN pairings for 910B (REFERENCE §1).
+KNOWN_PAIRINGS = [
+    {"cann": "7.0.1", "driver": "23.0.3", "firmware": "7.1.0.5.220"},
+    {"cann": "8.0.RC1", "driver": "24.1.rc1", "firmware": "7.1.0.6.220"},
+    {"cann": "8.2.RC1", "driver": "25.0.rc1", "firmware": "7.7.0.1.231"},
+]
+
+HEALTH_STATES = ("OK", "Warning", "Alarm", "Critical")
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions
+# ---------------------------------------------------------------------------------------------
+_TOKEN = re.compile(r"[0-9]+|[a-z]+")
+
+
+def _token_key(tok: str):
+    """Rank of one dot-separated part. Ascend versions: 24.1.rc1 < 24.1.rc2 < 24.1.0,
+    8.0.RC1.alpha001 < 8.0.RC1, 7.1.0.6.220. Pre-release words rank below the end of the
+    version, numbers above it."""
+    m = re.fullmatch(r"(alpha|beta|b|t|rc|spc)?0*([0-9]*)", tok)
+    if not m:
+        return (1, 0, tok)  # unknown word: between pre-releases and the end
+    word, num = m.group(1), int(m.group(2) or 0)
+    if word in ("alpha", "t"):
+        return (0, 0, num)
+    if word in ("beta", "b"):
+        return (0, 1, num)
+    if word == "rc":
+        return (0, 2, num)
+    if word == "spc":  # service pack: after the release it patches
+        return (3, 0, num)
+    return (4, num, "")
+
+
+_END = (2, 0, "")
+
+
+def version_key(version: str):
+    """Sort key for an Ascend version string (case-insensitive)."""
+    v = str(version).strip().lower()
+    if not v:
+        raise ValueError("empty version")
+    parts = []
+    for piece in re.split(r"[.\-_]", v):
+        if piece == "":
+            continue
+        # "rc1" stays one token, "1rc1" becomes 1, rc1
+        subs = re.findall(r"[a-z]+[0-9]*|[0-9]+", piece)
+        parts.extend(subs)
+    return [_token_key(p) for p in parts]
+
+
+def version_compare(a: str, b: str) -> int:
+    """-1, 0 or 1 as a is older, equal to or newer than b."""
+    ka, kb = version_key(a), version_key(b)
+    n = max(len(ka), len(kb))
+    ka += [_END] * (n - len(ka))
+    kb += [_END] * (n - len(kb))
+    return (ka > kb) - (ka < kb)
+
+
+def install_action(installed: str, wanted: str, force: bool = False) -> str:
+    """What to do with a component: 'install' (nothing installed), 'none' (same version),
+    'upgrade' (wanted is newer), 'downgrade' (wanted is older and force is set) or
+    'refuse-downgrade' (older, not forced). REFERENCE §1: matching versions mean nothing runs;
+    the vendor installers take --upgrade for a different version over an installed one."""
+    installed = (installed or "").strip()
+    if not installed:
+        return "install"
+    c = version_compare(wanted, installed)
+    if c == 0:
+        return "none"
+    if c > 0:
+        return "upgrade"
+    return "downgrade" if force else "refuse-downgrade"
+
+
+# ---------------------------------------------------------------------------------------------
+# Files written by the vendor packages (REFERENCE §1)
+# ---------------------------------------------------------------------------------------------
+def parse_key_values(text: str) -> dict:
+    """KEY=VALUE lines (driver/version.info, /etc/ascend_install.info,
+    ascend_toolkit_install.info). Keys keep their case; blank and # lines are skipped."""
+    out = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        k, v = line.split("=", 1)
+        out[k.strip()] = v.strip().strip('"')
+    return out
+
+
+def info_version(text: str) -> str:
+    """The version in a version.info / *_install.info file: `Version=` (driver) or
+    `version=` (toolkit). Empty string when absent."""
+    kv = parse_key_values(text)
+    for k in ("Version", "version", "VERSION"):
+        if kv.get(k):
+            return kv[k]
+    return ""
+
+
+_FW_VERSION = re.compile(r"\"version\"\s*:\s*\"?([0-9A-Za-z.]+)\"?")
+_FW_SYSTEM = re.compile(r"Get system version\(([^)]+)\)")
+
+
+def parse_firmware_versions(text: str) -> list:
+    """Firmware versions reported by `upgrade-tool --device_index -1 --system_version`
+    (REFERENCE §1, ascend-deployer task_firmware.yml), one per device, in order."""
+    found = _FW_VERSION.findall(text or "")
+    if not found:
+        found = _FW_SYSTEM.findall(text or "")
+    return [v.strip() for v in found]
+
+
+def firmware_version(text: str) -> str:
+    """The single firmware version of the host ('' when none is reported). Devices reporting
+    different versions: the oldest one, so an upgrade brings every device up."""
+    versions = parse_firmware_versions(text)
+    if not versions:
+        return ""
+    oldest = versions[0]
+    for v in versions[1:]:
+        if version_compare(v, oldest) < 0:
+            oldest = v
+    return oldest
+
+
+# ---------------------------------------------------------------------------------------------
+# npu-smi (REFERENCE §2, format from gpustack tests/detectors/npu_smi/data)
+# ---------------------------------------------------------------------------------------------
+_BUS_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
+
+
+def parse_npu_smi_info(text: str) -> dict:
+    """Parse `npu-smi info`. Returns {'version': str, 'npus': [{'npu': int, 'name': str,
+    'health': str}, ...]} in table order. The first row of each NPU is
+    `| <id> <name> | <health> | ...`; its second row has the chip id and the bus id."""
+    version = ""
+    npus = []
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        m = re.search(r"npu-smi\s+(\S+)", line)
+        if m and not version:
+            version = m.group(1)
+            continue
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        first = cells[0].split()
+        if len(first) != 2 or not first[0].isdigit():
+            continue
+        health = cells[1]
+        if not health or _BUS_ID.match(health) or health.lower() in ("health", "bus-id"):
+            continue
+        if health.isdigit():  # process table rows: | NPU Chip | pid | ...
+            continue
+        npus.append({"npu": int(first[0]), "name": first[1], "health": health})
+    return {"version": version, "npus": npus}
+
+
+def unhealthy_npus(text: str, healthy=("OK",)) -> list:
+    """`NPU <id> (<name>): <health>` for every NPU whose health is not in `healthy`."""
+    return [
+        f"NPU {n['npu']} ({n['name']}): {n['health']}"
+        for n in parse_npu_smi_info(text)["npus"]
+        if n["health"] not in healthy
+    ]
+
+
+def parse_npu_smi_list(text: str) -> dict:
+    """`npu-smi info -l`: 'Total Count : 8' then 'NPU ID : N' / 'Chip Count : 1' blocks."""
+    total = None
+    ids = []
+    for line in (text or "").splitlines():
+        m = re.match(r"\s*Total Count\s*:\s*(\d+)", line)
+        if m:
+            total = int(m.group(1))
+        m = re.match(r"\s*NPU ID\s*:\s*(\d+)", line)
+        if m:
+            ids.append(int(m.group(1)))
+    return {"total": total if total is not None else len(ids), "ids": ids}
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardware detection: /sys/bus/pci/devices/*/{vendor,device,subsystem_device}
+# ---------------------------------------------------------------------------------------------
+def parse_pci_devices(text: str) -> list:
+    """Lines `<address> <vendor> <device> [<subsystem_device>]` (hex, as in sysfs) ->
+    Ascend NPUs: [{'address', 'device', 'chip', 'subsystem'}]. Other devices are dropped."""
+    found = []
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        try:
+            vendor, device = int(parts[1], 16), int(parts[2], 16)
+        except ValueError:
+            continue
+        if vendor != HUAWEI_PCI_VENDOR or device not in PCI_DEVICE_CHIPS:
+            continue
+        sub = parts[3].lower() if len(parts) > 3 else ""
+        found.append(
+            {
+                "address": parts[0],
+                "device": f"0x{device:04x}",
+                "chip": PCI_DEVICE_CHIPS[device],
+                "subsystem": sub,
+            }
+        )
+    return sorted(found, key=lambda d: d["address"])
+
+
+def npu_chip(pci: list) -> str:
+    """Chip type of the host from parse_pci_devices() ('' when no NPU). Mixed chips: the most
+    common one. 310P with subsystem 0x0110 is a 300I Duo card, still chip 310P."""
+    if not pci:
+        return ""
+    counts = {}
+    for d in pci:
+        counts[d["chip"]] = counts.get(d["chip"], 0) + 1
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+
+
+def chip_package_name(chip: str) -> str:
+    """Chip as written in package file names: 910B -> 910b."""
+    try:
+        return CHIP_PACKAGE_NAMES[chip]
+    except KeyError:
+        return str(chip).lower()
+
+
+def davinci_ids(paths) -> list:
+    """Sorted NPU ids from device node paths (/dev/davinciN; davinci_manager is not an NPU)."""
+    ids = set()
+    for p in paths or []:
+        m = re.search(r"/davinci([0-9]+)$", str(p))
+        if m:
+            ids.add(int(m.group(1)))
+    return sorted(ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Packages (REFERENCE §1 file name table)
+# ---------------------------------------------------------------------------------------------
+def driver_arch(arch: str) -> str:
+    """CPU architecture as the driver/firmware packages write it: x86_64 -> x86-64."""
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+    return "x86-64" if arch == "x86_64" else arch
+
+
+def cann_arch(arch: str) -> str:
+    """CPU architecture as the CANN packages write it (aarch64 / x86_64)."""
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
+
+
+def package_patterns(component: str, version: str, arch: str, chip: str = "") -> list:
+    """Shell glob patterns (tried in order) for a component's .run file.
+    component: driver, firmware, toolkit, kernels, nnal, docker-runtime."""
+    c = chip_package_name(chip) if chip else "*"
+    da, ca = driver_arch(arch), cann_arch(arch)
+    if component == "driver":
+        return [f"Ascend-hdk-{c}-npu-driver_{version}_linux-{da}.run"]
+    if component == "firmware":
+        return [f"Ascend-hdk-{c}-npu-firmware_{version}.run"]
+    if component == "toolkit":
+        return [f"Ascend-cann-toolkit_{version}_linux-{ca}.run"]
+    if component == "kernels":
+        # until CANN 8.2: Ascend-cann-kernels-910b_<ver>_linux.run (sometimes with -<arch>);
+        # from 8.5: Ascend-cann-910b-ops_<ver>_linux-<arch>.run
+        return [
+            f"Ascend-cann-kernels-{c}_{version}_linux.run",
+            f"Ascend-cann-kernels-{c}_{version}_linux-{ca}.run",
+            f"Ascend-cann-{c}-ops_{version}_linux-{ca}.run",
+        ]
+    if component == "nnal":
+        return [f"Ascend-cann-nnal_{version}_linux-{ca}.run"]
+    if component == "docker-runtime":
+        return [f"Ascend-docker-runtime_{version}_linux-{ca}.run"]
+    raise ValueError(f"unknown component {component!r}")
+
+
+def match_package(names, component: str, version: str, arch: str, chip: str = "") -> str:
+    """The first file name in `names` matching the component's patterns ('' when none).
+    Exact (case-sensitive) glob match on the base name."""
+    import fnmatch
+
+    bases = sorted({str(n).rsplit("/", 1)[-1] for n in names or []})
+    for pat in package_patterns(component, version, arch, chip):
+        for b in bases:
+            if fnmatch.fnmatchcase(b, pat):
+                return b
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pairings
+# ---------------------------------------------------------------------------------------------
+def _same(a: str, b: str) -> bool:
+    try:
+        return version_compare(a, b) == 0
+    except ValueError:
+        return False
+
+
+def pairing_problems(driver: str = "", firmware: str = "", cann: str = "", table=None) -> list:
+    """Messages for a driver/firmware/CANN combination that is not a known pairing.
+    Empty components are not checked. A component absent from the table is 'unknown';
+    components known but from different rows are a 'mismatch'."""
+    table = KNOWN_PAIRINGS if table is None else table
+    given = {k: v for k, v in (("driver", driver), ("firmware", firmware), ("cann", cann)) if v}
+    if len(given) < 1:
+        return []
+    for row in table:
+        if all(_same(v, str(row.get(k, ""))) for k, v in given.items()):
+            return []
+    problems = []
+    for k, v in given.items():
+        if not any(_same(v, str(row.get(k, ""))) for row in table):
+            problems.append(f"{k} {v} is not in the table of known pairings")
+    if not problems and len(given) > 1:
+        desc = ", ".join(f"{k} {v}" for k, v in given.items())
+        pairs = "; ".join(
+            f"driver {r.get('driver')} + firmware {r.get('firmware')} + CANN {r.get('cann')}" for r in table
+        )
+        problems.append(f"mismatched versions: {desc} are not a known pairing (known: {pairs})")
+    return problems
+
+
+def expand_visible_devices(spec, present) -> list:
+    """ASCEND_VISIBLE_DEVICES for the Ascend Docker Runtime, which rejects `all`
+    (REFERENCE §2): 'all' -> every present id; '0,2', '0-3', [0, 1] -> explicit sorted ids,
+    each of which must be present."""
+    present = sorted(int(i) for i in present or [])
+    if isinstance(spec, (list, tuple)):
+        ids = [int(i) for i in spec]
+    else:
+        s = str(spec).strip()
+        if s.lower() == "all":
+            return present
+        ids = []
+        for part in filter(None, (p.strip() for p in s.split(","))):
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"bad range {part!r}")
+                ids.extend(range(lo, hi + 1))
+            else:
+                ids.append(int(part))
+    missing = sorted(set(ids) - set(present))
+    if missing:
+        raise ValueError(f"NPU ids {missing} are not present on this host (present: {present})")
+    return sorted(set(ids))

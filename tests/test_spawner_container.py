@@ -1,0 +1,85 @@
+import pytest
+
+from ml_workshop import container
+from ml_workshop.container import connection_details
+
+ACCESS = {
+    "npu_device_pattern": "/dev/davinci{id}",
+    "devices": ["/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc"],
+    "mounts": ["/usr/local/dcmi:/usr/local/dcmi:ro", "/usr/local/Ascend/driver:/usr/local/Ascend/driver:ro"],
+}
+
+
+def test_container_name():
+    assert container.container_name("alice") == "ml-workshop-user-alice"
+
+
+@pytest.mark.parametrize("bad", ["../etc", "", "a/b", ".hidden", "Alice"])
+def test_unsafe_names_rejected(bad):
+    with pytest.raises(ValueError):
+        container.work_dir("/srv/w", bad)
+
+
+def test_volumes_only_own_work_dir_and_content_ro():
+    v = container.volumes("/srv/w", "alice", "/srv/content")
+    assert v == {
+        "/srv/w/alice": {"bind": "/home/student/work", "mode": "rw"},
+        "/srv/content": {"bind": "/home/student/workshop", "mode": "ro"},
+    }
+    assert container.volumes("/srv/w", "bob", "") == {"/srv/w/bob": {"bind": "/home/student/work", "mode": "rw"}}
+
+
+def test_docker_socket_refused():
+    with pytest.raises(ValueError):
+        container.check_no_docker_socket({"/var/run/docker.sock": {"bind": "/x"}})
+
+
+def test_host_config_devices_caps_limits():
+    cfg = container.host_config(npu_ids=[2, 1], npu_access=ACCESS, npu_runtime="devices",
+                                ssh_port=22223, pids_limit=512, shm_size="2g")
+    assert cfg["devices"] == [
+        "/dev/davinci1:/dev/davinci1:rwm", "/dev/davinci2:/dev/davinci2:rwm",
+        "/dev/davinci_manager:/dev/davinci_manager:rwm", "/dev/devmm_svm:/dev/devmm_svm:rwm",
+        "/dev/hisi_hdc:/dev/hisi_hdc:rwm",
+    ]
+    assert cfg["cap_drop"] == ["ALL"] and "DAC_OVERRIDE" in cfg["cap_add"] and "SYS_ADMIN" not in cfg["cap_add"]
+    assert cfg["privileged"] is False
+    assert cfg["pids_limit"] == 512 and cfg["shm_size"] == "2g"
+    assert cfg["port_bindings"] == {22: ("0.0.0.0", 22223)}
+    assert "runtime" not in cfg
+
+
+def test_host_config_without_npus_has_no_devices():
+    cfg = container.host_config(npu_ids=[], npu_access=ACCESS, npu_runtime="devices", ssh_port=22222)
+    assert "devices" not in cfg
+    assert container.npu_binds([], ACCESS) == {}
+
+
+def test_ascend_runtime_uses_env_not_devices():
+    cfg = container.host_config(npu_ids=[0, 3], npu_access=ACCESS, npu_runtime="ascend", ssh_port=22222)
+    assert cfg["runtime"] == "ascend" and "devices" not in cfg
+    env = container.environment(npu_ids=[3, 0], ssh_port=22222, ssh_host="npu1")
+    assert env["ASCEND_VISIBLE_DEVICES"] == "0,3"
+
+
+def test_npu_binds_read_only():
+    assert container.npu_binds([0], ACCESS)["/usr/local/dcmi"] == {"bind": "/usr/local/dcmi", "mode": "ro"}
+
+
+def test_environment_merges_cache_settings():
+    env = container.environment(npu_ids=[1], ssh_port=22230, ssh_host="h",
+                                extra_env={"PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/"})
+    assert env == {"PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/", "ASCEND_VISIBLE_DEVICES": "1",
+                   "MLW_SSH_PORT": "22230", "MLW_SSH_HOST": "h"}
+
+
+def test_labels():
+    assert container.labels("bob", [1, 0], 22224) == {
+        "ml-workshop.user": "bob", "ml-workshop.npus": "0,1", "ml-workshop.ssh-port": "22224"}
+
+
+def test_connection_details_vscode_snippet():
+    d = connection_details("bob", {"ssh_ports": {"bob": 22224}, "npus": {"bob": [1]}}, "npu1.lab")
+    assert d["command"] == "ssh -p 22224 student@npu1.lab"
+    assert "Host ml-workshop-bob\n    HostName npu1.lab\n    Port 22224\n    User student\n" == d["vscode"]
+    assert connection_details("eve", {"ssh_ports": {}}, "h") is None
