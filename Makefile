@@ -22,3 +22,13 @@ bootstrap:
 
 platform-image:
 	scripts/build-platform-image.sh
+
+.PHONY: lab lab-down lab-status
+lab:
+	scripts/lab up
+
+lab-down:
+	scripts/lab down
+
+lab-status:
+	scripts/lab status
