@@ -83,3 +83,6 @@ def test_connection_details_vscode_snippet():
     assert d["command"] == "ssh -p 22224 student@npu1.lab"
     assert "Host ml-workshop-bob\n    HostName npu1.lab\n    Port 22224\n    User student\n" == d["vscode"]
     assert connection_details("eve", {"ssh_ports": {}}, "h") is None
+def test_init_on():
+    from ml_workshop import container
+    assert container.host_config(npu_ids=[], npu_access={}, npu_runtime="devices", ssh_port=1)["init"] is True

@@ -72,7 +72,8 @@ def npu_binds(npu_ids, access):
 
 
 def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.0.0",
-                pids_limit=1024, shm_size="1g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True):
+                pids_limit=1024, shm_size="1g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True,
+                init=True):
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
     SSH port, limits and capabilities. Never privileged, never the Docker socket."""
     cfg = {
@@ -82,6 +83,7 @@ def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.
         "shm_size": shm_size,
         "port_bindings": {22: (ssh_bind_ip, int(ssh_port))},
         "privileged": False,
+        "init": bool(init),  # docker-init as PID 1: reaps sshd children, forwards SIGTERM
     }
     if no_new_privileges:
         cfg["security_opt"] = ["no-new-privileges:true"]

@@ -164,7 +164,7 @@ def parse_npu_smi_info(text: str) -> dict:
     npus = []
     for raw in (text or "").splitlines():
         line = raw.strip()
-        m = re.search(r"npu-smi\s+(\S+)", line)
+        m = re.search(r"npu-smi\s+([0-9][0-9A-Za-z.]*)", line)
         if m and not version:
             version = m.group(1)
             continue
@@ -377,3 +377,67 @@ def expand_visible_devices(spec, present) -> list:
     if missing:
         raise ValueError(f"NPU ids {missing} are not present on this host (present: {present})")
     return sorted(set(ids))
+
+
+# ---------------------------------------------------------------------------------------------
+# Installer runs (REFERENCE §1, ascend-deployer task_driver_common.yml / task_firmware.yml /
+# task_toolkit.yml)
+# ---------------------------------------------------------------------------------------------
+def driver_steps(actions: dict, packages: dict, install_type: str = "full", user: str = "HwHiAiUser",
+                 group: str = "HwHiAiUser", for_all: bool = True) -> list:
+    """Ordered installer runs for the driver and firmware. actions: {'driver': a, 'firmware': a}
+    with a from install_action() ('refuse-downgrade' must have been refused before).
+    Fresh host (driver action 'install'): driver then firmware. Otherwise firmware then driver.
+    Driver: fresh `--nox11 --<type> --quiet --install-username= --install-usergroup=
+    [--install-for-all]`, else `--nox11 --upgrade --quiet`. Firmware: `--full` when none is
+    reported, else `--upgrade`; return codes 0 and 2 are success."""
+    for comp, act in actions.items():
+        if act == "refuse-downgrade":
+            raise ValueError(f"{comp}: downgrade not allowed")
+    da, fa = actions.get("driver", "none"), actions.get("firmware", "none")
+    driver = {
+        "component": "driver",
+        "action": da,
+        "file": packages.get("driver", ""),
+        "args": (
+            ["--nox11", f"--{install_type}", "--quiet", f"--install-username={user}", f"--install-usergroup={group}"]
+            + (["--install-for-all"] if for_all else [])
+        )
+        if da == "install"
+        else ["--nox11", "--upgrade", "--quiet"],
+        "ok_rcs": [0],
+    }
+    firmware = {
+        "component": "firmware",
+        "action": fa,
+        "file": packages.get("firmware", ""),
+        "args": ["--nox11", "--full", "--quiet"] if fa == "install" else ["--nox11", "--upgrade", "--quiet"],
+        "ok_rcs": [0, 2],
+    }
+    order = [driver, firmware] if da == "install" else [firmware, driver]
+    return [s for s in order if s["action"] != "none"]
+
+
+def cann_steps(components, actions: dict, packages: dict, for_all: bool = True) -> list:
+    """Ordered installer runs for CANN components (toolkit, kernels, nnal — in that order).
+    Toolkit: `--install` fresh, `--upgrade` over an installed one; kernels/ops and nnal go into
+    the toolkit's version directory, so they always take `--install`."""
+    order = [c for c in ("toolkit", "kernels", "nnal") if c in components]
+    steps = []
+    for c in order:
+        a = actions.get(c, "none")
+        if a == "refuse-downgrade":
+            raise ValueError(f"{c}: downgrade not allowed")
+        if a == "none":
+            continue
+        mode = "--upgrade" if (c == "toolkit" and a != "install") else "--install"
+        steps.append(
+            {
+                "component": c,
+                "action": a,
+                "file": packages.get(c, ""),
+                "args": ["--nox11", mode, "--quiet"] + (["--install-for-all"] if for_all else []),
+                "ok_rcs": [0],
+            }
+        )
+    return steps

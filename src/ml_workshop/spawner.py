@@ -37,6 +37,7 @@ class WorkshopSpawner(DockerSpawner):
     shm_size = Unicode("1g", config=True)
     cap_add = List(Unicode(), default_value=list(container.DEFAULT_CAP_ADD), config=True)
     no_new_privileges = Bool(True, config=True)
+    docker_init = Bool(True, config=True, help="run docker-init as PID 1")
     container_env = Dict(config=True, help="extra environment (cache proxy client settings)")
 
     # users whose spawn is in progress in this hub process: their allocation is not stale
@@ -96,6 +97,7 @@ class WorkshopSpawner(DockerSpawner):
             npu_ids=ids, npu_access=self.npu_access, npu_runtime=self.npu_runtime,
             ssh_port=port, ssh_bind_ip=self.ssh_bind_ip, pids_limit=self.pids_limit,
             shm_size=self.shm_size, cap_add=self.cap_add, no_new_privileges=self.no_new_privileges,
+            init=self.docker_init,
         )
         self.extra_create_kwargs = {
             "ports": {"22/tcp": {}},

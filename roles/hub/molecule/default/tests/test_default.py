@@ -1,0 +1,229 @@
+"""Hub role end to end, over HTTP against the real hub (configurable-http-proxy on 28000) and
+the nested Docker engine. NPUs are EMULATED device nodes made by prepare.yml.
+Tests run in file order and build on each other (sign-up -> approval -> spawn -> restart)."""
+import json
+import time
+
+import pytest
+
+CLIENT = "/opt/jupyterhub/venv/bin/python /root/hubclient.py"
+STATE = "/var/lib/jupyterhub/ml-workshop-state.json"
+
+
+def hub(host, *args):
+    quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
+    return json.loads(host.check_output(f"{CLIENT} {quoted}"))
+
+
+def su_password(host):
+    return host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+
+
+def inspect(host, name):
+    return json.loads(host.check_output(f"docker inspect {name}"))[0]
+
+
+def state(host):
+    return json.loads(host.file(STATE).content_string)
+
+
+def test_service_hardened_and_running(host):
+    svc = host.service("jupyterhub")
+    assert svc.is_running and svc.is_enabled
+    props = host.service("jupyterhub").systemd_properties
+    assert props["Restart"] == "always"
+    assert props["PrivateTmp"] == "yes"
+    assert props["ProtectKernelTunables"] == "yes"
+    assert props["ProtectKernelModules"] == "yes"
+    assert props["ProtectControlGroups"] == "yes"
+    assert "--upgrade-db" in props["ExecStart"]
+    assert host.socket("tcp://0.0.0.0:28000").is_listening
+    assert hub(host, "api", "GET", "/hub/api/")["json"]["version"] == "5.5.4"
+
+
+def test_config_layered_and_secrets_0600(host):
+    cfg = host.file("/etc/jupyterhub/jupyterhub_config.py")
+    assert "Managed by ml-workshop" in cfg.content_string
+    assert "jupyterhub_config.d" in cfg.content_string
+    assert host.file("/etc/jupyterhub/jupyterhub_config.d/50-operator.py").exists
+    assert host.file("/etc/jupyterhub/secrets").mode == 0o700
+    for name in ["cookie_secret", "proxy_token", "api_token", "superuser_password"]:
+        f = host.file(f"/etc/jupyterhub/secrets/{name}")
+        assert f.mode == 0o600 and f.user == "root" and len(f.content_string.strip()) >= 16
+    assert host.file("/var/lib/jupyterhub").mode == 0o700
+    assert host.file("/var/lib/jupyterhub/jupyterhub.sqlite").exists
+
+
+def test_branded_pages_and_operator_override(host):
+    login = hub(host, "page", "nobody", "x", "/hub/login")
+    assert "mlw-banner" in login["text"]
+    signup = hub(host, "page", "nobody", "x", "/hub/signup")
+    assert "mlw-banner" in signup["text"] and "signup_password" in signup["text"]
+    missing = hub(host, "page", "nobody", "x", "/hub/no-such-page")
+    assert missing["status"] == 404 and "MLW-OPERATOR-404" in missing["text"]
+
+
+def test_superuser_logs_in_and_wrong_password_fails(host):
+    assert hub(host, "login", "superuser", su_password(host))["ok"]
+    assert not hub(host, "login", "superuser", "wrong-password")["ok"]
+
+
+def test_signup_needs_approval(host):
+    out = hub(host, "signup", "alice", "alice-pass-9876")
+    assert "Your information has been sent to the admin" in out["text"]
+    assert not hub(host, "login", "alice", "alice-pass-9876")["ok"]
+    approve = hub(host, "approve", "superuser", su_password(host), "alice")
+    assert approve["admin_login"] and approve["authorize_page"] == 200
+    assert hub(host, "login", "alice", "alice-pass-9876")["ok"]
+
+
+def test_class_list_users_are_preapproved(host):
+    assert hub(host, "login", "carol", "carol-pass-1234")["ok"]
+    assert hub(host, "login", "dave", "dave-pass-5678")["ok"]
+
+
+def test_idle_culler_runs_as_scoped_service(host):
+    code = (
+        "import json, sqlite3\n"
+        "c = sqlite3.connect('/var/lib/jupyterhub/jupyterhub.sqlite')\n"
+        "print(json.dumps(c.execute('select r.name, r.scopes from roles r join service_role_map m on m.role_id = r.id '\n"
+        "    'join services s on s.id = m.service_id where s.name = ?', ('idle-culler',)).fetchall()))\n"
+    )
+    rows = json.loads(host.check_output("python3 -c %s", code))
+    assert len(rows) == 1 and rows[0][0] == "idle-culler"
+    assert set(json.loads(rows[0][1])) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert host.run("pgrep -f jupyterhub_idle_culler").rc == 0
+
+
+def test_spawn_alice_through_the_api(host):
+    out = hub(host, "api", "POST", "/hub/api/users/alice/server")
+    assert out["status"] in (201, 202), out
+    for _ in range(60):
+        if hub(host, "api", "GET", "/hub/api/users/alice")["json"]["servers"].get("", {}).get("ready"):
+            break
+        time.sleep(1)
+    status = hub(host, "api", "GET", "/user/alice/api/status")
+    assert status["status"] == 200 and "started" in status["json"]
+
+
+def test_alice_container(host):
+    c = inspect(host, "ml-workshop-user-alice")
+    hc = c["HostConfig"]
+    assert c["State"]["Running"]
+    mounts = {m["Destination"]: m for m in c["Mounts"]}
+    assert mounts["/home/student/work"]["Source"] == "/srv/ml-workshop/student-work/alice"
+    assert mounts["/home/student/work"]["RW"] is True
+    assert mounts["/home/student/workshop"]["RW"] is False
+    assert mounts["/usr/local/dcmi"]["RW"] is False
+    assert not any("docker.sock" in m["Source"] for m in c["Mounts"])
+    assert hc["Privileged"] is False
+    assert hc["CapDrop"] == ["ALL"] and "DAC_OVERRIDE" in hc["CapAdd"] and "SYS_ADMIN" not in hc["CapAdd"]
+    assert hc["Memory"] == 1024 ** 3
+    assert hc["CpuQuota"] == 100000 and hc["CpuPeriod"] == 100000
+    assert hc["PidsLimit"] == 512
+    assert hc["ShmSize"] == 256 * 1024 ** 2
+    devices = sorted(d["PathOnHost"] for d in hc["Devices"])
+    assert devices == ["/dev/davinci0", "/dev/davinci1", "/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc"]
+    assert hc["PortBindings"]["22/tcp"][0]["HostPort"] == "22222"
+    env = dict(e.split("=", 1) for e in c["Config"]["Env"])
+    assert env["ASCEND_VISIBLE_DEVICES"] == "0,1"
+    assert env["MLW_SSH_PORT"] == "22222" and env["MLW_SSH_HOST"] == "npu1.workshop.test"
+    assert env["PIP_INDEX_URL"] == "http://cache.workshop.test:3141/root/pypi/+simple/"
+    assert env["JUPYTERHUB_DEFAULT_URL"] == "/tree"  # from jupyterhub_config.d/50-operator.py
+    assert c["Config"]["Labels"]["ml-workshop.npus"] == "0,1"
+
+
+def test_inside_alice_container(host):
+    run = "docker exec ml-workshop-user-alice "
+    assert host.check_output(run + "ls /dev/davinci0 /dev/davinci1").split() == ["/dev/davinci0", "/dev/davinci1"]
+    assert host.run(run + "ls /dev/davinci2").rc != 0
+    assert "Lesson 1" in host.check_output(run + "cat /home/student/workshop/lessons/01-intro.md")
+    assert host.run(run + "touch /home/student/workshop/x").rc != 0
+    host.check_output(run + "setpriv --reuid=1000 --regid=1000 --clear-groups touch /home/student/work/notes.txt")
+    assert host.file("/srv/ml-workshop/student-work/alice/notes.txt").uid == 1000
+    assert host.file("/srv/ml-workshop/student-work/alice").uid == 1000
+
+
+def test_ssh_published(host):
+    banner = host.check_output(
+        "python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', 22222), 5); print(s.recv(64).decode())\"")
+    assert banner.startswith("SSH-2.0-OpenSSH")
+
+
+def test_connection_page(host):
+    page = hub(host, "page", "alice", "alice-pass-9876", "/hub/connection")
+    assert page["status"] == 200
+    assert 'id="mlw-ssh-port">22222<' in page["text"]
+    assert "ssh -p 22222 student@npu1.workshop.test" in page["text"]
+    assert "Host ml-workshop-alice" in page["text"] and "Port 22222" in page["text"]
+
+
+def _spawn(host, user):
+    out = hub(host, "api", "POST", f"/hub/api/users/{user}/server")
+    for _ in range(60):
+        u = hub(host, "api", "GET", f"/hub/api/users/{user}")["json"]
+        if u["servers"].get("", {}).get("ready"):
+            break
+        time.sleep(1)
+    return out
+
+
+def test_exclusive_second_user_gets_other_npus(host):
+    assert _spawn(host, "carol")["status"] in (201, 202)
+    c = inspect(host, "ml-workshop-user-carol")
+    env = dict(e.split("=", 1) for e in c["Config"]["Env"])
+    assert env["ASCEND_VISIBLE_DEVICES"] == "2,3"
+    assert c["HostConfig"]["PortBindings"]["22/tcp"][0]["HostPort"] == "22223"
+    assert state(host)["npus"] == {"alice": [0, 1], "carol": [2, 3]}
+
+
+def test_exclusive_none_free_is_refused(host):
+    out = hub(host, "api", "POST", "/hub/api/users/dave/server")
+    assert out["status"] == 409
+    assert "No free NPU" in out["json"]["message"]
+    assert host.run("docker inspect ml-workshop-user-dave").rc != 0
+
+
+def test_stop_releases_npus(host):
+    out = hub(host, "api", "DELETE", "/hub/api/users/carol/server")
+    assert out["status"] in (202, 204)
+    for _ in range(60):
+        if host.run("docker inspect ml-workshop-user-carol").rc != 0:
+            break
+        time.sleep(1)
+    assert "carol" not in state(host)["npus"]
+    assert _spawn(host, "dave")["status"] in (201, 202)
+    env = dict(e.split("=", 1) for e in inspect(host, "ml-workshop-user-dave")["Config"]["Env"])
+    assert env["ASCEND_VISIBLE_DEVICES"] == "2,3"
+    # carol's SSH port stays hers; dave gets the next one
+    assert state(host)["ssh_ports"] == {"alice": 22222, "carol": 22223, "dave": 22224}
+
+
+def test_hub_restart_keeps_servers_allocations_and_ports(host):
+    before = {u: inspect(host, f"ml-workshop-user-{u}")["Id"] for u in ("alice", "dave")}
+    st_before = state(host)
+    host.check_output("systemctl restart jupyterhub")
+    for _ in range(60):
+        r = host.run(f"{CLIENT} api GET /hub/api/")
+        if r.rc == 0 and json.loads(r.stdout)["status"] == 200:
+            break
+        time.sleep(1)
+    for u, cid in before.items():
+        c = inspect(host, f"ml-workshop-user-{u}")
+        assert c["Id"] == cid and c["State"]["Running"]
+        assert hub(host, "api", "GET", f"/hub/api/users/{u}")["json"]["servers"][""]["ready"]
+    for _ in range(30):
+        if hub(host, "api", "GET", "/user/alice/api/status")["status"] == 200:
+            break
+        time.sleep(1)
+    assert hub(host, "api", "GET", "/user/alice/api/status")["status"] == 200
+    assert hub(host, "api", "GET", "/user/dave/api/status")["status"] == 200
+    assert state(host) == st_before
+    # after the restart the allocation is still enforced
+    out = hub(host, "api", "POST", "/hub/api/users/carol/server")
+    assert out["status"] == 409
+
+
+@pytest.mark.parametrize("user", ["alice", "dave"])
+def test_cleanup(host, user):
+    hub(host, "api", "DELETE", f"/hub/api/users/{user}/server")

