@@ -4,7 +4,8 @@
 
   hubclient.py signup USER PASSWORD          sign up at /hub/signup
   hubclient.py login USER PASSWORD           {"ok": bool, "status", "url"} (ok = session cookie works)
-  hubclient.py approve ADMIN PW USER         admin logs in and approves USER at /hub/authorize
+  hubclient.py approve ADMIN PW USER [UPW]   admin logs in and approves USER at /hub/authorize
+                                             (the page toggles: with UPW, skipped when USER can log in)
   hubclient.py page USER PASSWORD PATH       logged-in GET of a hub page: {"status", "text"}
   hubclient.py api METHOD PATH [JSON]        REST call with the ml-workshop-api service token
 """
@@ -42,6 +43,8 @@ def main(argv):
         out = {"status": r.status_code, "text": r.text}
     elif cmd == "login":
         out = login(argv[1], argv[2])[1]
+    elif cmd == "approve" and len(argv) > 4 and login(argv[3], argv[4])[1]["ok"]:
+        out = {"admin_login": None, "status": None, "authorize_page": None, "already": True}
     elif cmd == "approve":
         s, info = login(argv[1], argv[2])
         r = s.get(BASE + "/hub/authorize/" + argv[3], allow_redirects=True)

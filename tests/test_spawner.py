@@ -1,0 +1,52 @@
+"""WorkshopSpawner wiring, without Docker: the Docker API call is replaced by a fake.
+Needs jupyterhub + dockerspawner (the hub venv); skipped where they are not installed."""
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+pytest.importorskip("dockerspawner")
+
+from ml_workshop import container  # noqa: E402
+from ml_workshop.spawner import WorkshopSpawner  # noqa: E402
+
+ACCESS = {"npu_device_pattern": "/dev/davinci{id}", "devices": ["/dev/davinci_manager"],
+          "mounts": ["/usr/local/dcmi:/usr/local/dcmi:ro"]}
+
+
+def make(tmp_path, name, running=(), **kw):
+    user = SimpleNamespace(name=name, url=f"/user/{name}/", id=1, escaped_name=name)
+    sp = WorkshopSpawner(user=user, npu_ids=[0, 1, 2, 3], npu_access=ACCESS,
+                         state_file=str(tmp_path / "state.json"), work_root=str(tmp_path / "work"),
+                         content_dir="/srv/content", **kw)
+
+    async def fake_docker(method, *args, **kwargs):
+        assert method == "containers"
+        return [{"Labels": {container.LABEL_USER: u}} for u in running]
+
+    sp.docker = fake_docker
+    return sp
+
+
+def test_exclusive_allocation_persists_and_prunes_stopped(tmp_path):
+    a = make(tmp_path, "alice", npu_policy="exclusive", npu_per_user=2)
+    ids, port = asyncio.run(a._allocate())
+    assert (ids, port) == ([0, 1], 22222)
+    b = make(tmp_path, "bob", running=["alice"], npu_policy="exclusive", npu_per_user=2)
+    assert asyncio.run(b._allocate()) == ([2, 3], 22223)
+    # alice's container is gone (crash): her NPUs are free again for carol, her port stays hers
+    c = make(tmp_path, "carol", running=["bob"], npu_policy="exclusive", npu_per_user=2)
+    assert asyncio.run(c._allocate()) == ([0, 1], 22224)
+
+
+def test_apply_allocation_sets_docker_settings(tmp_path):
+    sp = make(tmp_path, "alice", npu_policy="shared", container_env={"PIP_INDEX_URL": "http://c/"})
+    sp.apply_allocation([0, 1, 2, 3], 22222)
+    assert sp.extra_host_config["cap_drop"] == ["ALL"]
+    assert "/dev/davinci3:/dev/davinci3:rwm" in sp.extra_host_config["devices"]
+    assert sp.volumes[str(tmp_path / "work" / "alice")]["mode"] == "rw"
+    assert sp.volumes["/usr/local/dcmi"]["mode"] == "ro"
+    assert sp.environment["ASCEND_VISIBLE_DEVICES"] == "0,1,2,3"
+    assert sp.environment["PIP_INDEX_URL"] == "http://c/"
+    assert sp.extra_create_kwargs["labels"]["ml-workshop.ssh-port"] == "22222"
+    assert sp.name_template.format(username="alice") == "ml-workshop-user-alice"
