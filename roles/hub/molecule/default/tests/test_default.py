@@ -224,6 +224,13 @@ def test_hub_restart_keeps_servers_allocations_and_ports(host):
     assert out["status"] == 409
 
 
+def test_failed_logins_lock_the_account(host):
+    for _ in range(5):  # hub_allowed_failed_logins
+        assert not hub(host, "login", "carol", "not-her-password")["ok"]
+    assert not hub(host, "login", "carol", "carol-pass-1234")["ok"]  # locked for 300 s
+    assert hub(host, "login", "dave", "dave-pass-5678")["ok"]  # others are not affected
+
+
 @pytest.mark.parametrize("user", ["alice", "dave"])
 def test_cleanup(host, user):
     hub(host, "api", "DELETE", f"/hub/api/users/{user}/server")

