@@ -1,0 +1,216 @@
+"""images + workshop_services: the student image runs (SSH with the generated password, the
+password kept across re-creation and `passwd`, key login, JupyterLab, VS Code through
+jupyter-server-proxy counting as activity); the HCIE and OpenClaw services run under systemd
+and come back after a killed process and after `systemctl restart docker`."""
+import json
+import time
+
+import pytest
+
+IMAGE = "ml-workshop-user:latest"
+NAME = "mlw-test-student"
+WORK = "/srv/mlw-test/work/alice"
+SSH_PORT = 22022
+JUP_PORT = 28888
+TOKEN = "mlw-test-token"
+SSH_OPTS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+            "-o ConnectTimeout=5 -o PreferredAuthentications={auth} -p %d" % SSH_PORT)
+
+
+def wait_for(host, cmd, timeout=90, interval=2):
+    deadline = time.time() + timeout
+    while True:
+        r = host.run(cmd)
+        if r.rc == 0:
+            return r
+        if time.time() > deadline:
+            raise AssertionError(f"timed out: {cmd}\nrc={r.rc}\n{r.stdout}\n{r.stderr}")
+        time.sleep(interval)
+
+
+def start_student(host):
+    host.run(f"docker rm -f {NAME}")
+    host.check_output(
+        f"docker run -d --name {NAME} -p {SSH_PORT}:22 -p {JUP_PORT}:8888 "
+        f"-v {WORK}:/home/student/work -v /srv/mlw-test/workshop:/home/student/workshop:ro "
+        f"-e MLW_SSH_HOST=localhost -e MLW_SSH_PORT={SSH_PORT} "
+        f"-e MLW_APT_PROXY=http://cache.test:3142 -e PIP_INDEX_URL=http://cache.test:3141/root/pypi/+simple/ "
+        f"{IMAGE} jupyter lab --ip=0.0.0.0 --port=8888 --no-browser "
+        f"--IdentityProvider.token={TOKEN} --ServerApp.base_url=/user/alice/")
+    wait_for(host, f"docker logs {NAME} 2>&1 | grep -q 'sshd started'", timeout=60)
+    wait_for(host, f"curl -fsS 'http://127.0.0.1:{JUP_PORT}/user/alice/api/status?token={TOKEN}'", timeout=90)
+
+
+def ssh_pw(host, password, cmd):
+    opts = SSH_OPTS.format(auth="password")
+    return host.run(f"sshpass -p {password!r} ssh {opts} root@127.0.0.1 {cmd!r}")
+
+
+@pytest.fixture(scope="module")
+def student(host):
+    host.check_output("mkdir -p /srv/mlw-test/workshop && echo lesson > /srv/mlw-test/workshop/lesson1.md")
+    host.run(f"rm -rf {WORK}")
+    host.check_output(f"mkdir -p {WORK}")
+    start_student(host)
+    yield host
+    host.run(f"docker rm -f {NAME}")
+
+
+def test_image_labels_and_versions(host):
+    labels = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config.Labels}}}}' {IMAGE}"))
+    assert len(labels["org.ml-workshop.input-hash"]) == 64
+    out = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} jupyterhub-singleuser --version")
+    assert out.strip().endswith("6.1.1")
+    cfg = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config}}}}' {IMAGE}"))
+    assert cfg["Entrypoint"][-1] == "/usr/local/bin/mlw-user-start"
+    assert cfg["Cmd"] == ["jupyterhub-singleuser"]
+    ids = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} id student")
+    assert "uid=1000(student) gid=1000" in ids and "1234" in ids
+
+
+def test_extra_ca_trusted_in_image(host):
+    cas = host.check_output("ls /usr/local/share/ca-certificates/ml-workshop/ 2>/dev/null || true").split()
+    if not cas:
+        pytest.skip("no extra CA certificates on this machine")
+    out = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} ls /usr/local/share/ca-certificates/ml-workshop/")
+    for ca in cas:
+        assert ca in out
+
+
+def test_generated_password_ssh_login(student):
+    host = student
+    logs = host.check_output(f"docker logs {NAME} 2>&1")
+    line = [ln for ln in logs.splitlines() if "SSH root password" in ln][0]
+    password = line.split(":")[-1].strip()
+    stored = host.file(f"{WORK}/.ml-workshop/root-password").content_string.strip()
+    assert password == stored and len(password) >= 12
+    r = ssh_pw(host, password, "id -un; cat /etc/apt/apt.conf.d/01ml-workshop-proxy; "
+                               ". /etc/profile.d/ml-workshop-env.sh; echo port=$MLW_SSH_PORT; cat /etc/pip.conf")
+    assert r.rc == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "root"
+    assert 'Acquire::http::Proxy "http://cache.test:3142";' in r.stdout
+    assert f"port={SSH_PORT}" in r.stdout
+    assert "index-url = http://cache.test:3141/root/pypi/+simple/" in r.stdout
+    assert ssh_pw(host, "wrong-password", "true").rc != 0
+
+
+def test_password_survives_recreation_and_passwd(student):
+    host = student
+    password = host.file(f"{WORK}/.ml-workshop/root-password").content_string.strip()
+    start_student(host)  # a new container on the same persistent dir
+    assert "restored" in host.check_output(f"docker logs {NAME} 2>&1")
+    assert ssh_pw(host, password, "true").rc == 0
+    # passwd inside the container; the new password survives re-creation
+    r = ssh_pw(host, password, "printf 'N3w-Secret-pw\\nN3w-Secret-pw\\n' | passwd root")
+    assert r.rc == 0, r.stdout + r.stderr
+    start_student(host)
+    assert ssh_pw(host, "N3w-Secret-pw", "true").rc == 0
+    assert ssh_pw(host, password, "true").rc != 0
+
+
+def test_key_login_from_persistent_dir(student):
+    host = student
+    host.run("rm -f /root/mlw-test-key /root/mlw-test-key.pub")
+    host.check_output("ssh-keygen -q -t ed25519 -N '' -f /root/mlw-test-key")
+    host.check_output(f"cat /root/mlw-test-key.pub >> {WORK}/.ssh/authorized_keys")
+    opts = SSH_OPTS.format(auth="publickey")
+    r = host.run(f"ssh {opts} -i /root/mlw-test-key -o BatchMode=yes root@127.0.0.1 hostname")
+    assert r.rc == 0, r.stderr
+
+
+def test_password_login_can_be_switched_off(host):
+    host.run("docker rm -f mlw-test-pwoff")
+    host.check_output(f"docker run -d --name mlw-test-pwoff -p 22023:22 -e MLW_SSH_PASSWORD_AUTH=no "
+                      f"-v /srv/mlw-test/work/bob:/home/student/work {IMAGE} sleep 600")
+    try:
+        wait_for(host, "docker logs mlw-test-pwoff 2>&1 | grep -q 'password login: no'", timeout=60)
+        password = host.file("/srv/mlw-test/work/bob/.ml-workshop/root-password").content_string.strip()
+        opts = SSH_OPTS.format(auth="password").replace(f"-p {SSH_PORT}", "-p 22023")
+        r = host.run(f"sshpass -p {password!r} ssh {opts} root@127.0.0.1 true")
+        assert r.rc != 0 and "Permission denied" in r.stderr
+    finally:
+        host.run("docker rm -f mlw-test-pwoff")
+
+
+def test_jupyter_runs_as_student_with_mounts(student):
+    host = student
+    procs = host.check_output(f"docker top {NAME} -eo user,args")
+    assert [ln for ln in procs.splitlines() if "jupyter-lab" in ln and ln.split()[0] in ("student", "1000")]
+    assert host.run(f"docker exec -u student {NAME} touch /home/student/workshop/x").rc != 0
+    assert host.check_output(f"docker exec {NAME} cat /home/student/workshop/lesson1.md").strip() == "lesson"
+    assert host.run(f"docker exec {NAME} test -f /home/student/getstarted.md").rc == 0
+
+
+def test_vscode_through_jupyter_server_proxy_counts_as_activity(student):
+    host = student
+    base = f"http://127.0.0.1:{JUP_PORT}/user/alice"
+    before = json.loads(host.check_output(f"curl -fsS '{base}/api/status?token={TOKEN}'"))["last_activity"]
+    time.sleep(2)
+    # The first request starts code-server through jupyter-server-proxy.
+    r = wait_for(host, f"curl -sS -o /dev/null -w '%{{http_code}}' '{base}/vscode/?token={TOKEN}' | grep -E '^(200|302)$'",
+                 timeout=120, interval=3)
+    assert r.stdout.strip() in ("200", "302")
+    page = host.check_output(f"curl -fsSL '{base}/vscode/?token={TOKEN}&folder=/home/student'")
+    assert "code-server" in page.lower() or "vscode" in page.lower()
+    after = json.loads(host.check_output(f"curl -fsS '{base}/api/status?token={TOKEN}'"))["last_activity"]
+    assert after > before
+
+
+# ---- services -------------------------------------------------------------------------------
+
+def container_id(host, name):
+    return host.check_output(f"docker inspect --format '{{{{.Id}}}}' {name}")
+
+
+@pytest.mark.parametrize("name", ["ml-workshop-hcie", "ml-workshop-openclaw"])
+def test_service_unit_runs_container(host, name):
+    svc = host.service(name)
+    assert svc.is_running and svc.is_enabled
+    assert "Managed by ml-workshop" in host.file(f"/etc/systemd/system/{name}.service").content_string
+    wait_for(host, f"test \"$(docker inspect --format '{{{{.State.Running}}}}' {name})\" = true", timeout=60)
+
+
+def test_hcie_envs_and_npu_access(host):
+    wait_for(host, "docker exec ml-workshop-hcie true", timeout=60)
+    for env, mod in (("env0", "six"), ("env1", "packaging")):
+        host.check_output(f"docker exec ml-workshop-hcie /opt/envs/{env}/bin/python -c 'import {mod}'")
+    # emulated NPU nodes and driver mount from ascend_container_access / ascend_npu_ids
+    host.check_output("docker exec ml-workshop-hcie test -c /dev/davinci0 -a -c /dev/davinci1 -a -c /dev/davinci_manager")
+    out = host.check_output("docker exec ml-workshop-hcie cat /usr/local/Ascend/driver/version.info")
+    assert "emulation" in out
+    assert host.run("docker exec ml-workshop-hcie touch /usr/local/Ascend/driver/x").rc != 0
+
+
+def test_openclaw_gateway_answers_and_secrets_not_in_image(host):
+    r = wait_for(host, "curl -fsS http://127.0.0.1:18789/healthz", timeout=120, interval=3)
+    assert json.loads(r.stdout)["ok"] is True
+    env = host.check_output("docker exec ml-workshop-openclaw env")
+    assert "MLW_TEST_API_KEY=test-secret-never-in-image" in env
+    assert "OPENCLAW_GATEWAY_TOKEN=" in env
+    image_cfg = host.check_output("docker image inspect ml-workshop-openclaw:latest")
+    history = host.check_output("docker history --no-trunc ml-workshop-openclaw:latest")
+    assert "test-secret-never-in-image" not in image_cfg + history
+    assert host.file("/etc/ml-workshop/openclaw/openclaw.env").mode == 0o600
+    cfg = json.loads(host.file("/etc/ml-workshop/openclaw/config/openclaw.json").content_string)
+    assert cfg["gateway"]["port"] == 18789
+    assert cfg["agents"]["defaults"]["workspace"] == "/var/lib/openclaw/workspace"
+
+
+@pytest.mark.parametrize("name", ["ml-workshop-hcie", "ml-workshop-openclaw"])
+def test_service_comes_back_after_kill(host, name):
+    old = container_id(host, name)
+    pid = host.check_output(f"docker inspect --format '{{{{.State.Pid}}}}' {name}")
+    host.check_output(f"kill -9 {pid}")
+    wait_for(host, f"test \"$(docker inspect --format '{{{{.Id}}}} {{{{.State.Running}}}}' {name} 2>/dev/null)\" != '{old} true' "
+                   f"&& test \"$(docker inspect --format '{{{{.State.Running}}}}' {name})\" = true", timeout=90)
+    assert host.service(name).is_running
+
+
+def test_services_come_back_after_docker_restart(host):
+    old = {n: container_id(host, n) for n in ("ml-workshop-hcie", "ml-workshop-openclaw")}
+    host.check_output("systemctl restart docker")
+    for name in old:
+        wait_for(host, f"test \"$(docker inspect --format '{{{{.State.Running}}}}' {name} 2>/dev/null)\" = true", timeout=120)
+        assert host.service(name).is_running
+    wait_for(host, "curl -fsS http://127.0.0.1:18789/healthz", timeout=120, interval=3)
+    wait_for(host, "docker exec ml-workshop-hcie /opt/envs/env0/bin/python -c 'import six'", timeout=60)
