@@ -1,0 +1,1 @@
+../../ascend_driver/filter_plugins/ascend_filters.py
