@@ -1,6 +1,6 @@
 """Parsing and decision logic for the Ascend NPU roles (ascend_driver, ascend_cann,
 ascend_docker_runtime). Pure functions, no I/O: the roles feed them command output and
-file contents through the filter plugin roles/ascend_driver/filter_plugins/npu.py.
+file contents through the filter plugin roles/ascend_driver/filter_plugins/ascend_filters.py.
 
 Sources for the formats are in ../../../shared/REFERENCE.md §1-2 (cited per function).
 """
