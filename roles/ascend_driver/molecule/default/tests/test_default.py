@@ -19,7 +19,7 @@ def test_driver_files(host):
 @pytest.mark.parametrize("node", [f"davinci{i}" for i in range(8)] + ["davinci_manager", "devmm_svm", "hisi_hdc"])
 def test_device_nodes_open_to_all(host, node):
     f = host.file(f"/dev/{node}")
-    assert f.is_exists and f.user == "HwHiAiUser" and f.group == "HwHiAiUser"
+    assert f.exists and f.user == "HwHiAiUser" and f.group == "HwHiAiUser"
     assert f.mode == 0o666  # --install-for-all
     assert host.check_output(f"stat -c %F /dev/{node}") == "character special file"
 
