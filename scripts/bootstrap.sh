@@ -12,10 +12,12 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 venv=${MLW_VENV:-$repo/.venv}
 python=${MLW_PYTHON:-python3}
 with_docker=0
+with_browser=0
 for arg in "$@"; do
   case "$arg" in
     --with-docker) with_docker=1 ;;
-    *) echo "usage: $0 [--with-docker]" >&2; exit 2 ;;
+    --with-browser) with_browser=1 ;;
+    *) echo "usage: $0 [--with-docker] [--with-browser]" >&2; exit 2 ;;
   esac
 done
 
@@ -68,4 +70,10 @@ if [ "$with_docker" = 1 ]; then
     say "Docker engine answers: $(docker version --format '{{.Server.Version}}')"
   fi
   command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+fi
+
+# --- Browser for end-to-end tests (Debian's chromium; Playwright drives it, downloads nothing) ---
+if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+  say "installing the distro's chromium for the browser tests"
+  apt_install chromium
 fi
