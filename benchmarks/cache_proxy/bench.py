@@ -73,7 +73,8 @@ def pip_client(args):
     barrier, index_url, wheels, workdir = args
     dest = tempfile.mkdtemp(dir=workdir)
     cmd = [sys.executable, "-m", "pip", "download", "--isolated", "--no-cache-dir", "--no-deps",
-           "--disable-pip-version-check", "-q", "-d", dest, "--only-binary=:all:"]
+           "--disable-pip-version-check", "-q", "-d", dest, "--only-binary=:all:",
+           "--timeout", "60"]  # as cache_client_pip_timeout sets in pip.conf
     env = dict(os.environ)
     for k in ("PIP_CONSTRAINT", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL"):
         env.pop(k, None)

@@ -17,6 +17,7 @@ def test_client_configuration(host):
     pip = host.file("/etc/pip.conf").content_string
     assert f"index-url = http://{CACHE}:3141/root/pypi/+simple/" in pip
     assert f"trusted-host = {CACHE}" in pip
+    assert "timeout = 60" in pip
     npmrc = host.file("/etc/npmrc").content_string
     assert f"proxy=http://{CACHE}:8899" in npmrc
     env = host.file("/etc/environment").content_string
@@ -29,6 +30,7 @@ def test_container_facts(host):
     env = facts["cache_client_container_env"]
     assert env["PIP_INDEX_URL"] == f"http://{CACHE}:3141/root/pypi/+simple/"
     assert env["PIP_TRUSTED_HOST"] == CACHE
+    assert env["PIP_DEFAULT_TIMEOUT"] == "60"
     assert env["MLW_APT_PROXY"] == f"http://{CACHE}:3142" == facts["cache_client_apt_proxy_url"]
     assert env["npm_config_proxy"] == f"http://{CACHE}:8899"
     assert env["http_proxy"] == f"http://{CACHE}:8899"
