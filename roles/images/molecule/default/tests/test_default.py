@@ -3,6 +3,7 @@ password kept across re-creation and `passwd`, key login, JupyterLab, VS Code th
 jupyter-server-proxy counting as activity); the HCIE and OpenClaw services run under systemd
 and come back after a killed process and after `systemctl restart docker`."""
 import json
+import shlex
 import time
 
 import pytest
@@ -43,7 +44,7 @@ def start_student(host):
 
 def ssh_pw(host, password, cmd):
     opts = SSH_OPTS.format(auth="password")
-    return host.run(f"sshpass -p {password!r} ssh {opts} root@127.0.0.1 {cmd!r}")
+    return host.run(f"sshpass -p {shlex.quote(password)} ssh {opts} root@127.0.0.1 {shlex.quote(cmd)}")
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +129,7 @@ def test_password_login_can_be_switched_off(host):
         wait_for(host, "docker logs mlw-test-pwoff 2>&1 | grep -q 'password login: no'", timeout=60)
         password = host.file("/srv/mlw-test/work/bob/.ml-workshop/root-password").content_string.strip()
         opts = SSH_OPTS.format(auth="password").replace(f"-p {SSH_PORT}", "-p 22023")
-        r = host.run(f"sshpass -p {password!r} ssh {opts} root@127.0.0.1 true")
+        r = host.run(f"sshpass -p {shlex.quote(password)} ssh {opts} root@127.0.0.1 true")
         assert r.rc != 0 and "Permission denied" in r.stderr
     finally:
         host.run("docker rm -f mlw-test-pwoff")
@@ -136,8 +137,9 @@ def test_password_login_can_be_switched_off(host):
 
 def test_jupyter_runs_as_student_with_mounts(student):
     host = student
-    procs = host.check_output(f"docker top {NAME} -eo user,args")
-    assert [ln for ln in procs.splitlines() if "jupyter-lab" in ln and ln.split()[0] in ("student", "1000")]
+    procs = host.check_output(f"docker top {NAME} -eo uid,args")
+    jupyter = [ln.split()[0] for ln in procs.splitlines() if "jupyter-lab" in ln]
+    assert jupyter and set(jupyter) == {"1000"}, procs
     assert host.run(f"docker exec -u student {NAME} touch /home/student/workshop/x").rc != 0
     assert host.check_output(f"docker exec {NAME} cat /home/student/workshop/lesson1.md").strip() == "lesson"
     assert host.run(f"docker exec {NAME} test -f /home/student/getstarted.md").rc == 0
