@@ -1,0 +1,25 @@
+"""NativeAuthenticator with a per-server roster.
+
+Several NPU servers each run their own hub; a class list assigns each student to one server.
+`allowed_users` would do the filtering but NativeAuthenticator treats everyone in it as
+pre-approved at sign-up, skipping the admin's approval at /hub/authorize. The roster here only
+filters: a student not on this server's roster cannot log in (admins always can); approval still
+happens as usual.
+"""
+from nativeauthenticator import NativeAuthenticator
+from traitlets import Set, Unicode
+
+
+def roster_allows(username, roster, admins):
+    """True when `username` may log in to this server: no roster, on it, or an admin."""
+    return not roster or username in roster or username in admins
+
+
+class WorkshopAuthenticator(NativeAuthenticator):
+    roster = Set(Unicode(), config=True, help="Students assigned to this server; empty admits all.")
+
+    def check_allowed(self, username, authentication=None):
+        if not roster_allows(username, self.roster, self.admin_users):
+            self.log.warning("%s is not on this server's roster; login refused", username)
+            return False
+        return super().check_allowed(username, authentication)
