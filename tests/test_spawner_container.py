@@ -80,8 +80,8 @@ def test_labels():
 
 def test_connection_details_vscode_snippet():
     d = connection_details("bob", {"ssh_ports": {"bob": 22224}, "npus": {"bob": [1]}}, "npu1.lab")
-    assert d["command"] == "ssh -p 22224 student@npu1.lab"
-    assert "Host ml-workshop-bob\n    HostName npu1.lab\n    Port 22224\n    User student\n" == d["vscode"]
+    assert d["command"] == "ssh -p 22224 root@npu1.lab"
+    assert "Host ml-workshop-bob\n    HostName npu1.lab\n    Port 22224\n    User root\n" == d["vscode"]
     assert connection_details("eve", {"ssh_ports": {}}, "h") is None
 def test_init_on():
     from ml_workshop import container

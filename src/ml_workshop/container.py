@@ -123,7 +123,7 @@ def check_no_docker_socket(vols):
     return vols
 
 
-def vscode_snippet(host_alias, host, port, user="student"):
+def vscode_snippet(host_alias, host, port, user="root"):
     """An ~/.ssh/config entry for VS Code Remote-SSH."""
     return (
         f"Host {host_alias}\n"
@@ -133,16 +133,20 @@ def vscode_snippet(host_alias, host, port, user="student"):
     )
 
 
-def connection_details(username, state, ssh_host, alias_prefix="ml-workshop"):
-    """Pure: what the page shows. None when the student has no SSH port yet."""
+def connection_details(username, state, ssh_host, alias_prefix="ml-workshop", ssh_user="root"):
+    """Pure: what the page shows. None when the student has no SSH port yet.
+
+    The SSH user is root, as in the original ml-workshop: the student image generates root's
+    password at the first start (container log, ~/work/.ml-workshop/root-password) and reads
+    keys from ~/work/.ssh/authorized_keys."""
     port = state.get("ssh_ports", {}).get(username)
     if not port:
         return None
     return {
         "host": ssh_host,
         "port": port,
-        "user": "student",
+        "user": ssh_user,
         "npus": state.get("npus", {}).get(username),
-        "command": f"ssh -p {port} student@{ssh_host}",
-        "vscode": vscode_snippet(f"{alias_prefix}-{username}", ssh_host, port),
+        "command": f"ssh -p {port} {ssh_user}@{ssh_host}",
+        "vscode": vscode_snippet(f"{alias_prefix}-{username}", ssh_host, port, ssh_user),
     }

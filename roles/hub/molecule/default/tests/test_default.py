@@ -154,7 +154,7 @@ def test_connection_page(host):
     page = hub(host, "page", "alice", "alice-pass-9876", "/hub/connection")
     assert page["status"] == 200
     assert 'id="mlw-ssh-port">22222<' in page["text"]
-    assert "ssh -p 22222 student@npu1.workshop.test" in page["text"]
+    assert "ssh -p 22222 root@npu1.workshop.test" in page["text"]
     assert "Host ml-workshop-alice" in page["text"] and "Port 22222" in page["text"]
 
 
