@@ -137,8 +137,8 @@ def test_password_login_can_be_switched_off(host):
 
 def test_jupyter_runs_as_student_with_mounts(student):
     host = student
-    procs = host.check_output(f"docker top {NAME} -eo uid,args")
-    jupyter = [ln.split()[0] for ln in procs.splitlines() if "jupyter-lab" in ln]
+    procs = host.check_output(f"docker top {NAME} -eo pid,uid,args")
+    jupyter = [ln.split()[1] for ln in procs.splitlines() if "jupyter-lab" in ln]
     assert jupyter and set(jupyter) == {"1000"}, procs
     assert host.run(f"docker exec -u student {NAME} touch /home/student/workshop/x").rc != 0
     assert host.check_output(f"docker exec {NAME} cat /home/student/workshop/lesson1.md").strip() == "lesson"
