@@ -172,6 +172,7 @@ def start_acng(workdir):
             break
         except OSError:
             if time.time() > end or proc.poll() is not None:
+                proc.kill()
                 raise SystemExit(f"apt-cacher-ng did not listen on {port}; see {conf}/log/apt-cacher.err")
             time.sleep(0.3)
     return proc, f"http://127.0.0.1:{port}", os.path.join(conf, "log", "apt-cacher.log")
