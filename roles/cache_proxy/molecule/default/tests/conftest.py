@@ -10,6 +10,6 @@ CLIENT = f"{PREFIX}-client"
 
 
 @pytest.fixture(scope="module")
-def cache_host():
-    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+def cache_host(host):
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
     return testinfra.get_host(f"ansible://{CACHE}?ansible_inventory={inventory}")
