@@ -6,6 +6,8 @@ Sources for the formats are in ../../../shared/REFERENCE.md §1-2 (cited per fun
 """
 from __future__ import annotations
 
+from .alloc import parse_id_list
+
 import re
 
 # PCI vendor id of Huawei and the device ids of the Ascend chips
@@ -364,15 +366,7 @@ def expand_visible_devices(spec, present) -> list:
         s = str(spec).strip()
         if s.lower() == "all":
             return present
-        ids = []
-        for part in filter(None, (p.strip() for p in s.split(","))):
-            if "-" in part:
-                lo, hi = (int(x) for x in part.split("-", 1))
-                if hi < lo:
-                    raise ValueError(f"bad range {part!r}")
-                ids.extend(range(lo, hi + 1))
-            else:
-                ids.append(int(part))
+        ids = parse_id_list(s)
     missing = sorted(set(ids) - set(present))
     if missing:
         raise ValueError(f"NPU ids {missing} are not present on this host (present: {present})")
