@@ -16,10 +16,15 @@ def roster_allows(username, roster, admins):
 
 
 class WorkshopAuthenticator(NativeAuthenticator):
+    """Configure with `allow_all = False`: JupyterHub consults check_allowed only then.
+
+    NativeAuthenticator's authenticate() has already refused unapproved users and wrong
+    passwords; this only adds the roster."""
+
     roster = Set(Unicode(), config=True, help="Students assigned to this server; empty admits all.")
 
     def check_allowed(self, username, authentication=None):
-        if not roster_allows(username, self.roster, self.admin_users):
-            self.log.warning("%s is not on this server's roster; login refused", username)
-            return False
-        return super().check_allowed(username, authentication)
+        if roster_allows(username, self.roster, self.admin_users):
+            return True
+        self.log.warning("%s is not on this server's roster; login refused", username)
+        return False
