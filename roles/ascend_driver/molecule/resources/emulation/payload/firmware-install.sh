@@ -5,18 +5,8 @@
 # this emulation returns 2 after an upgrade so the role's handling of 2 is exercised.
 # The installed version is what upgrade-tool --system_version reports afterwards.
 cd "$(dirname "$0")" && . ./common.sh
-mode=""; path=$ASCEND_PATH
-for a in "$@"; do
-  case "$a" in
-    --full|--run) mode=install ;;
-    --upgrade) mode=upgrade ;;
-    --version) echo "$EMU_VERSION"; exit 0 ;;
-    --install-path=*) path=${a#*=} ;;
-    --quiet) EMU_QUIET=1 ;;
-    --nox11|--install-for-all|--install-username=*|--install-usergroup=*) ;;
-    *) emu_fail "[ERROR]ERR_NO:0x0004;ERR_DES:Unrecognized parameter: $a" ;;
-  esac
-done
+emu_parse_args "--full=install --run=install --upgrade=upgrade" \
+  "--nox11 --install-for-all --install-username=* --install-usergroup=*" "$@"
 [ -n "$mode" ] || emu_fail "[ERROR]ERR_NO:0x0004;ERR_DES:no install mode given (--full/--upgrade)"
 emu_require_root
 [ -x "$path/driver/tools/upgrade-tool" ] || emu_fail "[ERROR]ERR_NO:0x0095;ERR_DES:the driver is not installed, install the driver before the firmware"

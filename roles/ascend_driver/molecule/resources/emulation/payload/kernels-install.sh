@@ -6,19 +6,8 @@
 # opp_kernel scripts keep version.info and ascend_install.info under opp_kernel/) and
 # <path>/nnal/version.info for nnal.
 cd "$(dirname "$0")" && . ./common.sh
-mode=""; path=$ASCEND_PATH
-for a in "$@"; do
-  case "$a" in
-    --install|--full) mode=install ;;
-    --upgrade) mode=upgrade ;;
-    --version) echo "$EMU_VERSION"; exit 0 ;;
-    --install-path=*) path=${a#*=} ;;
-    --type=nnae|--type=toolkit) ;;
-    --quiet) EMU_QUIET=1 ;;
-    --nox11|--install-for-all) ;;
-    *) emu_fail "[ERROR]ERR_NO:0x0004;ERR_DES:Unrecognized parameter: $a" ;;
-  esac
-done
+emu_parse_args "--install=install --full=install --upgrade=upgrade" \
+  "--type=nnae --type=toolkit --nox11 --install-for-all" "$@"
 [ -n "$mode" ] || emu_fail "[ERROR] no mode given (--install/--upgrade)"
 emu_require_root
 [ -d "$path/ascend-toolkit/$EMU_VERSION" ] || emu_fail "[ERROR] CANN toolkit $EMU_VERSION is not installed under $path/ascend-toolkit; install it first"

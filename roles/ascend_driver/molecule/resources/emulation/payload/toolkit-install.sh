@@ -6,19 +6,8 @@
 # the `latest` link and <path>/ascend-toolkit/set_env.sh. --install over an installed toolkit
 # fails (ascend-deployer uses --upgrade then).
 cd "$(dirname "$0")" && . ./common.sh
-mode=""; path=$ASCEND_PATH
-for a in "$@"; do
-  case "$a" in
-    --install|--full) mode=install ;;
-    --upgrade) mode=upgrade ;;
-    --uninstall) mode=uninstall ;;
-    --version) echo "$EMU_VERSION"; exit 0 ;;
-    --install-path=*) path=${a#*=} ;;
-    --quiet) EMU_QUIET=1 ;;
-    --nox11|--install-for-all|--install-username=*|--install-usergroup=*) ;;
-    *) emu_fail "[ERROR]ERR_NO:0x0004;ERR_DES:Unrecognized parameter: $a" ;;
-  esac
-done
+emu_parse_args "--install=install --full=install --upgrade=upgrade --uninstall=uninstall" \
+  "--nox11 --install-for-all --install-username=* --install-usergroup=*" "$@"
 [ -n "$mode" ] || emu_fail "[ERROR] no mode given (--install/--upgrade/--uninstall)"
 emu_require_root
 tk=$path/ascend-toolkit
