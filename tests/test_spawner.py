@@ -50,3 +50,27 @@ def test_apply_allocation_sets_docker_settings(tmp_path):
     assert sp.environment["PIP_INDEX_URL"] == "http://c/"
     assert sp.extra_create_kwargs["labels"]["ml-workshop.ssh-port"] == "22222"
     assert sp.name_template.format(username="alice") == "ml-workshop-user-alice"
+
+
+def test_poll_finding_the_server_gone_releases_its_npus(tmp_path, monkeypatch):
+    """After a reboot or a removed container JupyterHub's startup check marks the server
+    stopped without calling stop(): poll() releases the NPUs itself."""
+    from dockerspawner import DockerSpawner
+
+    a = make(tmp_path, "alice", npu_policy="exclusive", npu_per_user=2)
+    asyncio.run(a._allocate())
+    assert a.store.load()["npus"] == {"alice": [0, 1]}
+
+    async def running(self):
+        return None
+
+    async def gone(self):
+        return 137
+
+    monkeypatch.setattr(DockerSpawner, "poll", running)
+    assert asyncio.run(a.poll()) is None
+    assert a.store.load()["npus"] == {"alice": [0, 1]}
+    monkeypatch.setattr(DockerSpawner, "poll", gone)
+    assert asyncio.run(a.poll()) == 137
+    assert a.store.load()["npus"] == {}
+    assert a.store.load()["ssh_ports"] == {"alice": 22222}, "the SSH port stays the student's"

@@ -86,3 +86,10 @@ def test_connection_details_vscode_snippet():
 def test_init_on():
     from ml_workshop import container
     assert container.host_config(npu_ids=[], npu_access={}, npu_runtime="devices", ssh_port=1)["init"] is True
+
+
+def test_containers_are_never_auto_removed():
+    """dockerd deletes auto-remove containers when it restarts (even with live-restore):
+    the student's server must survive a Docker restart, so the spawner removes it itself."""
+    cfg = container.host_config(npu_ids=[0], npu_access=ACCESS, npu_runtime="devices", ssh_port=22222)
+    assert cfg["auto_remove"] is False

@@ -84,6 +84,11 @@ def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.
         "port_bindings": {22: (ssh_bind_ip, int(ssh_port))},
         "privileged": False,
         "init": bool(init),  # docker-init as PID 1: reaps sshd children, forwards SIGTERM
+        # Never Docker's auto-remove: dockerd deletes auto-remove containers when it restarts,
+        # even with live-restore, so every student's server would vanish with an unattended
+        # Docker upgrade. The spawner removes the container itself when it stops a server
+        # (DockerSpawner.remove) and removes a leftover one before the next start.
+        "auto_remove": False,
     }
     if no_new_privileges:
         cfg["security_opt"] = ["no-new-privileges:true"]

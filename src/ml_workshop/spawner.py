@@ -131,6 +131,16 @@ class WorkshopSpawner(DockerSpawner):
         finally:
             self._spawning.discard(user)
 
+    async def poll(self):
+        """None while the container runs, else its exit status. A server found gone (its
+        container exited or was removed, the daemon or the host restarted) releases its
+        exclusive NPUs at once: JupyterHub's startup check marks such servers stopped without
+        calling stop()."""
+        status = await super().poll()
+        if status is not None and self.npu_policy == "exclusive" and self.user.name not in self._spawning:
+            self._release()
+        return status
+
     async def stop(self, now=False):
         try:
             await super().stop(now=now)

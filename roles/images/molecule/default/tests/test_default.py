@@ -3,6 +3,8 @@ password kept across re-creation and `passwd`, key login, JupyterLab, VS Code th
 jupyter-server-proxy counting as activity); the HCIE and OpenClaw services run under systemd
 and come back after a killed process and after `systemctl restart docker`."""
 import json
+import os
+import pathlib
 import shlex
 import time
 
@@ -67,6 +69,30 @@ def test_image_labels_and_versions(host):
     assert cfg["Cmd"] == ["jupyterhub-singleuser"]
     ids = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} id student")
     assert "uid=1000(student) gid=1000" in ids and "1234" in ids
+
+
+MANIFEST = os.environ.get("MLW_TEST_IMAGES_MANIFEST", "/var/cache/ml-workshop-test/images/manifest.json")
+
+
+@pytest.mark.parametrize("name", ["ml-workshop-user", "ml-workshop-hcie", "ml-workshop-openclaw"])
+def test_role_found_the_cached_images_current(host, name):
+    """The harness built these once on the outer engine with the same role; the role run here
+    rendered the same recipe hash and built nothing (same image id as the cached tarball)."""
+    cached = json.loads(pathlib.Path(MANIFEST).read_text())[name]
+    fmt = "{{.Id}} {{index .Config.Labels \"org.ml-workshop.input-hash\"}}"
+    image_id, recipe = host.check_output(f"docker image inspect --format '{fmt}' {cached['ref']}").split()
+    assert recipe == cached["hash"], f"{name}: the role renders another recipe than the harness's outer build"
+    assert image_id == cached["id"], f"{name} was rebuilt in the instance"
+
+
+def test_lightest_variant_was_built_here(host):
+    fmt = "{{index .Config.Labels \"org.ml-workshop.input-hash\"}}"
+    lean = host.check_output(f"docker image inspect --format '{fmt}' ml-workshop-user:lean").strip()
+    full = json.loads(pathlib.Path(MANIFEST).read_text())["ml-workshop-user"]["hash"]
+    assert len(lean) == 64 and lean != full
+    out = host.check_output("docker run --rm --entrypoint '' ml-workshop-user:lean sh -c "
+                            "'command -v code-server || echo none; jupyterhub-singleuser --version'")
+    assert out.split()[0] == "none"
 
 
 def test_extra_ca_trusted_in_image(host):

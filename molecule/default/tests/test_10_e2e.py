@@ -13,91 +13,39 @@ import re
 import time
 
 import pytest
-import testinfra
+from conftest import (
+    ARTIFACTS,
+    PASSWORD,
+    PORTS,
+    PREFIX,
+    approve,
+    cache_host,
+    login,
+    server_of,
+    signup,
+)
 
-PREFIX = os.environ.get("MLW_INSTANCE_PREFIX", "mlw")
-PORTS = {
-    "npu1": int(os.environ.get("MLW_E2E_NPU1_PORT", "28101")),
-    "npu2": int(os.environ.get("MLW_E2E_NPU2_PORT", "28102")),
-}
 STUDENT = {"npu1": "alice", "npu2": "bob"}  # the roster in molecule.yml
-PASSWORD = "Workshop-e2e-2026!"
-ARTIFACTS = pathlib.Path(os.environ.get("MLW_ARTIFACTS_DIR", "/tmp/ml-workshop-e2e-artifacts"))
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 
 testinfra_hosts = [f"ansible://{PREFIX}-npu1", f"ansible://{PREFIX}-npu2"]
 
 
-def _server(host):
-    return "npu1" if host.backend.get_hostname().endswith("npu1") else "npu2"
-
-
-def _cache_host(host):
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
-    return testinfra.get_host(f"ansible://{PREFIX}-cache?ansible_inventory={inventory}")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-def _login(page, base, user, password):
-    page.goto(f"{base}/hub/login")
-    page.fill("#username_input", user)
-    page.fill("#password_input", password)
-    page.click("#login_submit")
-    page.wait_for_load_state("networkidle")
-
-
-def _signup(page, base, user):
-    page.goto(f"{base}/hub/signup")
-    page.fill("#username_input", user)
-    page.fill("#password_input", PASSWORD)
-    if page.locator("#password_confirmation_input").count():
-        page.fill("#password_confirmation_input", PASSWORD)
-    page.click("#signup_submit")
-    page.wait_for_load_state("networkidle")
-
-
-def _approve(browser, base, superuser_password, user, shot):
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    _login(page, base, "superuser", superuser_password)
-    page.goto(f"{base}/hub/authorize")
-    page.locator(f"a[href$='authorize/{user}']", has_text="Authorize").click()
-    page.wait_for_load_state("networkidle")
-    page.goto(f"{base}/hub/authorize")
-    page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
-    assert page.locator(f"a[href$='authorize/{user}']", has_text="Unauthorize").count() == 1
-    ctx.close()
-
-
 def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
-    server = _server(host)
+    server = server_of(host)
     base = f"http://127.0.0.1:{PORTS[server]}"
     user = STUDENT[server]
     su_pw = host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
 
     ctx = browser.new_context()
     page = ctx.new_page()
-    _signup(page, base, user)
+    signup(page, base, user)
     page.screenshot(path=str(ARTIFACTS / f"{server}-1-signup.png"), full_page=True)
-    _login(page, base, user, PASSWORD)
+    login(page, base, user, PASSWORD)
     assert "/hub/login" in page.url, "an unapproved student must not get in"
 
-    _approve(browser, base, su_pw, user, f"{server}-2-authorize.png")
+    approve(browser, base, su_pw, user, f"{server}-2-authorize.png")
 
-    _login(page, base, user, PASSWORD)
+    login(page, base, user, PASSWORD)
     page.goto(f"{base}/hub/spawn")
     page.wait_for_url(re.compile(rf".*/user/{user}/lab.*"), timeout=240_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
@@ -107,7 +55,7 @@ def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
 
 
 def _container(host):
-    name = f"ml-workshop-user-{STUDENT[_server(host)]}"
+    name = f"ml-workshop-user-{STUDENT[server_of(host)]}"
     info = json.loads(host.check_output(f"docker inspect {name}"))[0]
     assert info["State"]["Running"]
     return name, info
@@ -116,9 +64,9 @@ def _container(host):
 def test_pip_in_the_student_container_goes_through_devpi(host):
     name, _ = _container(host)
     # Packages no image layer needs, so only this download can have put them into devpi.
-    pkg = "pyjokes" if _server(host) == "npu1" else "cowsay"
+    pkg = "pyjokes" if server_of(host) == "npu1" else "cowsay"
     host.check_output(f"docker exec {name} sh -c 'cd /tmp && pip download --no-deps -q {pkg}'")
-    cache = _cache_host(host)
+    cache = cache_host(host)
     found = cache.check_output(f"find /var/lib/devpi/server -iname '{pkg}-*' -type f | head -n 1")
     assert found, f"{pkg} did not land in devpi's server dir on the cache host"
 
@@ -132,7 +80,7 @@ def test_npus_follow_the_policy(host):
     assert len(npu_nodes) == 1
     assert env["ASCEND_VISIBLE_DEVICES"] == npu_nodes[0].removeprefix("/dev/davinci")
     assert "/dev/davinci_manager" in devices
-    limit = 7 if _server(host) == "npu1" else 3
+    limit = 7 if server_of(host) == "npu1" else 3
     assert 0 <= int(env["ASCEND_VISIBLE_DEVICES"]) <= limit
 
 
@@ -151,17 +99,17 @@ def test_ssh_port_shown_to_the_student_answers(host):
 
 
 def test_student_of_npu1_is_refused_on_npu2(host, browser):
-    if _server(host) != "npu2":
+    if server_of(host) != "npu2":
         pytest.skip("checked on npu2")
     base = f"http://127.0.0.1:{PORTS['npu2']}"
     su_pw = host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
     ctx = browser.new_context()
     page = ctx.new_page()
-    _signup(page, base, "alice")
+    signup(page, base, "alice")
     ctx.close()
     ctx = browser.new_context()
     page = ctx.new_page()
-    _login(page, base, "superuser", su_pw)
+    login(page, base, "superuser", su_pw)
     page.goto(f"{base}/hub/authorize")
     link = page.locator("a[href$='authorize/alice']", has_text="Authorize")
     if link.count():
@@ -170,9 +118,18 @@ def test_student_of_npu1_is_refused_on_npu2(host, browser):
     ctx.close()
     ctx = browser.new_context()
     page = ctx.new_page()
-    _login(page, base, "alice", PASSWORD)
+    login(page, base, "alice", PASSWORD)
     page.screenshot(path=str(ARTIFACTS / "npu2-4-alice-refused.png"), full_page=True)
     assert "/hub/login" in page.url or "/user/alice" not in page.url
     page.goto(f"{base}/hub/home")
     assert "/hub/login" in page.url, "alice (roster: npu1) must not get a session on npu2"
     ctx.close()
+
+
+def test_site_used_the_cached_student_image(host):
+    """The images role in site.yml rendered the harness's recipe and built nothing: the image is
+    the one the harness built once on the outer engine (tests/README.md, "Images built once")."""
+    manifest = os.environ.get("MLW_TEST_IMAGES_MANIFEST", "/var/cache/ml-workshop-test/images/manifest.json")
+    cached = json.loads(pathlib.Path(manifest).read_text())["ml-workshop-user"]
+    image_id = host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {cached['ref']}").strip()
+    assert image_id == cached["id"], "site.yml rebuilt the student image: its recipe drifted from the harness's"

@@ -1,0 +1,116 @@
+"""Shared by the suites of the converged site (tests/README.md: "One converged site, many suites").
+
+The suites run in file-name order on the same three instances (a cache host, npu1 with 8 and
+npu2 with 4 EMULATED NPUs) converged once by site.yml:
+  test_10_e2e.py     sign-up, approval, JupyterLab in Chromium, pip through devpi, NPUs, SSH, roster
+  test_80_faults.py  Docker/hub/proxy restarts and crashes, cache outage, removed and exited
+                     containers, a host reboot, an interrupted site.yml run (its re-run is the
+                     site's idempotence check)
+Each suite either leaves the site as it found it or says in its docstring what it leaves behind
+for the suites after it.
+"""
+import os
+import pathlib
+
+import pytest
+import testinfra
+
+PREFIX = os.environ.get("MLW_INSTANCE_PREFIX", "mlw")
+PORTS = {
+    "npu1": int(os.environ.get("MLW_E2E_NPU1_PORT", "28101")),
+    "npu2": int(os.environ.get("MLW_E2E_NPU2_PORT", "28102")),
+}
+PASSWORD = "Workshop-e2e-2026!"
+ARTIFACTS = pathlib.Path(os.environ.get("MLW_ARTIFACTS_DIR", "/tmp/ml-workshop-e2e-artifacts"))
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def server_of(host):
+    return "npu1" if host.backend.get_hostname().endswith("npu1") else "npu2"
+
+
+def base_url(server):
+    return f"http://127.0.0.1:{PORTS[server]}"
+
+
+def instance(name):
+    """A testinfra host for another instance of the site (cache, npu1, npu2)."""
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    suffix = f"?ansible_inventory={inventory}" if inventory else ""
+    return testinfra.get_host(f"ansible://{PREFIX}-{name}{suffix}")
+
+
+def cache_host(host):
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE") or host.backend.ansible_inventory
+    return testinfra.get_host(f"ansible://{PREFIX}-cache?ansible_inventory={inventory}")
+
+
+def superuser_password(host):
+    return host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def login(page, base, user, password):
+    page.goto(f"{base}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    page.click("#login_submit")
+    page.wait_for_load_state("networkidle")
+
+
+def signup(page, base, user, password=PASSWORD):
+    page.goto(f"{base}/hub/signup")
+    page.fill("#username_input", user)
+    page.fill("#password_input", password)
+    if page.locator("#password_confirmation_input").count():
+        page.fill("#password_confirmation_input", password)
+    page.click("#signup_submit")
+    page.wait_for_load_state("networkidle")
+
+
+def approve(browser, base, su_password, user, shot=None):
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    login(page, base, "superuser", su_password)
+    page.goto(f"{base}/hub/authorize")
+    link = page.locator(f"a[href$='authorize/{user}']", has_text="Authorize")
+    if link.count():
+        link.click()
+        page.wait_for_load_state("networkidle")
+    page.goto(f"{base}/hub/authorize")
+    if shot:
+        page.screenshot(path=str(ARTIFACTS / shot), full_page=True)
+    assert page.locator(f"a[href$='authorize/{user}']", has_text="Unauthorize").count() == 1
+    ctx.close()
+
+
+# --- the fault suite's report -------------------------------------------------------------------
+_FAULTS: list[tuple[str, str]] = []
+
+
+def record_fault(name, outcome):
+    _FAULTS.append((name, outcome))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FAULTS:
+        return
+    tr = terminalreporter
+    tr.section("fault suite")
+    for name, outcome in _FAULTS:
+        tr.write_line(f"{'SURVIVED' if outcome == 'survived' else 'FAILED  '}  {name}: {outcome}")
+    survived = sum(1 for _, o in _FAULTS if o == "survived")
+    tr.write_line(f"{len(_FAULTS)} faults injected, {survived} survived")

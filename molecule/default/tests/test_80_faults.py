@@ -1,0 +1,326 @@
+"""What a classroom survives: faults injected into the converged site while students work.
+
+Students: alice and carol on npu1, bob and erin on npu2 (roster in molecule.yml). Each fault is
+followed by the same checks: nothing lost (accounts and approvals, every student's work and SSH
+root password hash, SSH ports, NPU allocations consistent with the running containers) and the
+students can go on (their servers answer through the hub, or start again). The suite prints
+`N faults injected, N survived` with each fault's name and outcome.
+
+Order matters and is part of the design: faults that keep servers running first, then the ones
+that stop them, the host reboot, and last the interrupted site.yml run whose re-run must change
+nothing (this re-run is the site scenario's idempotence check: see molecule.yml).
+Leaves behind: every student's server running again.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+from conftest import PREFIX, base_url, instance, record_fault
+
+STUDENTS = {"npu1": ["alice", "carol"], "npu2": ["bob", "erin"]}
+PASSWORD = "Fault-suite-2026!"
+STATE = "/var/lib/jupyterhub/ml-workshop-state.json"
+DB = "/var/lib/jupyterhub/jupyterhub.sqlite"
+WORK = "/srv/ml-workshop/student-work"
+
+testinfra_hosts = [f"ansible://{PREFIX}-npu1"]  # the suite drives both servers itself
+
+
+class Hub:
+    """One NPU server's hub, seen from the control node (published port) and from inside."""
+
+    def __init__(self, server):
+        self.server = server
+        self.host = instance(server)
+        self.base = base_url(server)
+
+    @property
+    def token(self):
+        return self.host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()
+
+    def api(self, method, path, timeout=30, **kw):
+        return requests.request(method, f"{self.base}/hub/api{path}", timeout=timeout,
+                                headers={"Authorization": f"token {self.token}"}, **kw)
+
+    def user_server(self, user, path, method="GET", **kw):
+        """A request to the student's own Jupyter server through the proxy (service token)."""
+        return requests.request(method, f"{self.base}/user/{user}{path}", timeout=30,
+                                headers={"Authorization": f"token {self.token}"}, **kw)
+
+    def wait_api(self, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.api("GET", "/", timeout=5).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(2)
+        raise AssertionError(f"{self.server}: the hub API did not answer within {timeout}s")
+
+    def signup_and_approve(self, user):
+        s = requests.Session()
+        s.get(f"{self.base}/hub/signup")
+        s.post(f"{self.base}/hub/signup", data={
+            "username": user, "signup_password": PASSWORD, "signup_password_confirmation": PASSWORD,
+            "_xsrf": s.cookies.get("_xsrf", "")})
+        su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+        a = requests.Session()
+        a.get(f"{self.base}/hub/login")
+        a.post(f"{self.base}/hub/login", data={"username": "superuser", "password": su,
+                                               "_xsrf": a.cookies.get("_xsrf", "")})
+        authorized = self.host.check_output(
+            f"sqlite3 {DB} \"select is_authorized from users_info where username='{user}'\"")
+        if authorized.strip() != "1":
+            a.get(f"{self.base}/hub/authorize/{user}")
+
+    def server_state(self, user):
+        r = self.api("GET", f"/users/{user}")
+        if r.status_code == 404:
+            return None
+        return r.json().get("servers", {}).get("")
+
+    def start(self, user, timeout=180):
+        if self.api("GET", f"/users/{user}").status_code == 404:
+            self.api("POST", f"/users/{user}")
+        r = self.api("POST", f"/users/{user}/server")
+        assert r.status_code in (201, 202, 400), f"start {user}: {r.status_code} {r.text[:300]}"
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            s = self.server_state(user)
+            if s and s.get("ready"):
+                return
+            time.sleep(1)
+        raise AssertionError(f"{user}'s server on {self.server} was not ready within {timeout}s")
+
+    def wait_stopped(self, user, timeout=90):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if not self.server_state(user):
+                return
+            time.sleep(2)
+        raise AssertionError(f"the hub still shows {user}'s server running {timeout}s after it was gone")
+
+    def answers(self, user, timeout=60):
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                last = self.user_server(user, "/api/status")
+                if last.status_code == 200:
+                    return
+            except requests.RequestException as e:
+                last = e
+            time.sleep(2)
+        raise AssertionError(f"{user}'s server does not answer through the hub on {self.server}: {last}")
+
+    def snapshot(self):
+        """What must never be lost, and what must stay consistent."""
+        h = self.host
+        accounts = h.check_output(f"sqlite3 {DB} 'select username, is_authorized, hex(password) "
+                                  "from users_info order by username'")
+        state = json.loads(h.check_output(f"cat {STATE}"))
+        work = h.check_output(f"cd {WORK} && find . -type f \\( -name marker.txt -o -name root.shadow \\) "
+                              "| sort | xargs -r sha256sum")
+        running = {}
+        for line in h.check_output(
+                "docker ps --filter label=ml-workshop.user --format "
+                "'{{.Label \"ml-workshop.user\"}} {{.Label \"ml-workshop.npus\"}}'").splitlines():
+            user, _, npus = line.partition(" ")
+            running[user] = npus
+        return {"accounts": accounts, "ssh_ports": state["ssh_ports"], "npus": state["npus"],
+                "work": work, "running": running}
+
+
+@pytest.fixture(scope="module")
+def hubs():
+    return {s: Hub(s) for s in STUDENTS}
+
+
+@pytest.fixture(scope="module")
+def classroom(hubs):
+    """Every student signed up, approved, server running, a marker file in ~/work."""
+    for server, users in STUDENTS.items():
+        hub = hubs[server]
+        for user in users:
+            if user in ("alice", "bob") and hub.server_state(user):
+                continue  # test_10 signed them up with the browser and left them running
+            hub.signup_and_approve(user)
+            hub.start(user)
+        for user in users:
+            hub.host.check_output(f"docker exec -u 1000 ml-workshop-user-{user} sh -c "
+                                  f"'echo {user}-notes > /home/student/work/marker.txt'")
+    return {s: hubs[s].snapshot() for s in STUDENTS}
+
+
+def nothing_lost(hub, before, must_run=True):
+    """The invariant checked after every fault."""
+    now = hub.snapshot()
+    assert now["accounts"] == before["accounts"], "accounts or approvals changed"
+    assert now["ssh_ports"] == before["ssh_ports"], "SSH ports changed"
+    assert now["work"] == before["work"], "students' work or SSH passwords changed"
+    # NPU allocations: every running server holds exactly what the state file says, and no NPU twice.
+    held = []
+    for user, npus in now["running"].items():
+        ids = [int(i) for i in npus.split(",") if i]
+        assert now["npus"].get(user) == ids, f"{user} runs with NPUs {ids}, state says {now['npus'].get(user)}"
+        held += ids
+    assert len(held) == len(set(held)), f"an NPU is held twice: {now['running']}"
+    if must_run:
+        for user in STUDENTS[hub.server]:
+            assert user in now["running"], f"{user}'s server is not running"
+            hub.answers(user)
+    return now
+
+
+def fault(name):
+    """Run the fault's body; record its outcome for the summary line."""
+    def wrap(fn):
+        def test(*args, **kwargs):
+            try:
+                fn(*args, **kwargs)
+            except BaseException as e:
+                record_fault(name, f"LOST: {str(e).splitlines()[0][:200]}")
+                raise
+            record_fault(name, "survived")
+        test.__name__ = fn.__name__
+        test.__doc__ = fn.__doc__
+        return test
+    return wrap
+
+
+@fault("docker daemon restart (npu1): servers, kernels and terminals keep running")
+def test_docker_restart(hubs, classroom):
+    hub = hubs["npu1"]
+    kernel = hub.user_server("alice", "/api/kernels", method="POST", json={"name": "python3"}).json()["id"]
+    term = hub.user_server("alice", "/api/terminals", method="POST").json()["name"]
+    ids = hub.host.check_output("docker ps -q --filter label=ml-workshop.user | sort")
+    hub_pid = hub.host.check_output("systemctl show -p MainPID --value jupyterhub")
+    hub.host.check_output("systemctl restart docker")
+    hub.host.check_output("timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'")
+    assert hub.host.check_output("docker ps -q --filter label=ml-workshop.user | sort") == ids
+    assert hub.host.check_output("systemctl show -p MainPID --value jupyterhub") == hub_pid, \
+        "the hub went down with Docker"
+    nothing_lost(hub, classroom["npu1"])
+    assert kernel in [k["id"] for k in hub.user_server("alice", "/api/kernels").json()]
+    assert term in [t["name"] for t in hub.user_server("alice", "/api/terminals").json()]
+
+
+@fault("hub restart (npu1): servers kept, routes restored")
+def test_hub_restart(hubs, classroom):
+    hub = hubs["npu1"]
+    hub.host.check_output("systemctl restart jupyterhub")
+    hub.wait_api()
+    nothing_lost(hub, classroom["npu1"])
+
+
+@fault("hub crash, kill -9 (npu1): servers kept, routes restored")
+def test_hub_crash(hubs, classroom):
+    hub = hubs["npu1"]
+    pid = hub.host.check_output("systemctl show -p MainPID --value jupyterhub").strip()
+    hub.host.check_output(f"kill -9 {pid}")
+    deadline = time.time() + 60
+    while hub.host.check_output("systemctl show -p MainPID --value jupyterhub").strip() in (pid, "0"):
+        assert time.time() < deadline, "systemd did not restart the hub"
+        time.sleep(1)
+    hub.wait_api()
+    nothing_lost(hub, classroom["npu1"])
+
+
+@fault("configurable-http-proxy killed (npu1): the hub restarts it and restores routes")
+def test_proxy_killed(hubs, classroom):
+    hub = hubs["npu1"]
+    hub.host.check_output("pkill -9 -f configurable-http-proxy")
+    hub.wait_api(timeout=120)
+    nothing_lost(hub, classroom["npu1"])
+
+
+@fault("cache host down during pip install: clear error, hub unaffected, works again after")
+def test_cache_outage(hubs, classroom):
+    hub = hubs["npu1"]
+    cache = instance("cache")
+    pip = ("docker exec ml-workshop-user-alice sh -c "
+           "'cd /tmp && rm -rf dl && pip download --no-deps --retries 1 --timeout 10 -q -d dl {pkg}'")
+    cache.check_output("systemctl stop devpi-server")
+    try:
+        r = hub.host.run(pip.format(pkg="tomli-w"))
+        assert r.rc != 0, "pip succeeded with the cache down"
+        assert re.search(r"(?i)connection|refused|unreachable|could not find", r.stdout + r.stderr), r.stderr
+        assert hub.api("GET", "/").status_code == 200, "the hub suffered from the cache outage"
+    finally:
+        cache.check_output("systemctl start devpi-server")
+    deadline = time.time() + 90
+    while hub.host.run(pip.format(pkg="tomli-w")).rc != 0:
+        assert time.time() < deadline, "pip still fails after the cache came back"
+        time.sleep(3)
+    nothing_lost(hub, classroom["npu1"])
+
+
+@fault("student container removed by hand (npu2): shown stopped, next start works")
+def test_container_removed(hubs, classroom):
+    hub = hubs["npu2"]
+    hub.host.check_output("docker rm -f ml-workshop-user-erin")
+    hub.wait_stopped("erin")
+    nothing_lost(hub, classroom["npu2"], must_run=False)
+    hub.start("erin")
+    nothing_lost(hub, classroom["npu2"])
+
+
+@fault("student server exits at once (npu2): shown stopped, next start works")
+def test_container_exits(hubs, classroom):
+    hub = hubs["npu2"]
+    hub.host.check_output("docker kill ml-workshop-user-bob")
+    hub.wait_stopped("bob")
+    nothing_lost(hub, classroom["npu2"], must_run=False)
+    hub.start("bob")
+    nothing_lost(hub, classroom["npu2"])
+
+
+@fault("host reboot (npu2): servers seen stopped, NPUs freed, next start keeps work, port, password")
+def test_reboot(hubs, classroom):
+    hub = hubs["npu2"]
+    subprocess.run(["docker", "restart", "-t", "30", f"{PREFIX}-npu2"], check=True, capture_output=True)
+    hub.wait_api(timeout=240)
+    for user in STUDENTS["npu2"]:
+        hub.wait_stopped(user)
+    now = nothing_lost(hub, classroom["npu2"], must_run=False)
+    assert now["running"] == {} and now["npus"] == {}, f"NPUs still held after the reboot: {now['npus']}"
+    for user in STUDENTS["npu2"]:
+        hub.start(user)
+    nothing_lost(hub, classroom["npu2"])
+
+
+@fault("site.yml killed in the middle of a converge, then run again: converges, changes nothing")
+def test_interrupted_converge(hubs, classroom):
+    repo = os.environ["MLW_REPO"]
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    cmd = ["ansible-playbook", "-i", inventory, f"{repo}/molecule/default/converge.yml"]
+    log = os.path.join(os.environ.get("MLW_ARTIFACTS_DIR", "/tmp"), "interrupted-converge.log")
+    with open(log, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # Kill it while it works on the NPU servers (after the cache host's play).
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None:
+            with open(log) as f:
+                if re.search(r"TASK \[(ascend_driver|docker|hub) :", f.read()):
+                    break
+            time.sleep(1)
+        assert p.poll() is None, "the converge ended before it could be interrupted"
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    rerun = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    with open(log, "a") as f:
+        f.write("\n\n===== re-run =====\n" + rerun.stdout + rerun.stderr)
+    assert rerun.returncode == 0, f"the re-run failed; see {log}"
+    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", rerun.stdout, re.MULTILINE)
+    assert len(recap) == 3, rerun.stdout[-2000:]
+    changed = {h: int(c) for h, c, _, _ in recap if int(c)}
+    assert not changed, f"the re-run changed what was already right: {changed}; see {log}"
+    for server in STUDENTS:
+        nothing_lost(hubs[server], classroom[server])
