@@ -1,0 +1,230 @@
+"""What a student reads when their server cannot start: one catalog, keyed by reason.
+
+Pure (no JupyterHub, no Docker). The spawner decides the reason and its parameters;
+`explain()` turns them into the words shown on the spawn / spawn-pending pages, and
+`safe_log_lines()` picks the lines of a container log that may be shown with them.
+
+Adding a language: add a `Catalog` with the same reason keys and the same {placeholders}
+to CATALOGS under its locale name (e.g. "zh_CN"); tests/test_messages.py checks every
+catalog against English. A language without a catalog falls back to English.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+# The reasons a start is refused or fails, as the spawner knows them.
+NPU_FULL: Final = "npu_full"                # exclusive policy, not enough free NPUs
+SSH_PORTS_FULL: Final = "ssh_ports_full"    # hub_ssh_port_range used up
+IMAGE_MISSING: Final = "image_missing"      # the environment image is not on this host
+BAD_NAME: Final = "bad_name"                # the user name cannot name a container / directory
+DOCKER_UNAVAILABLE: Final = "docker_unavailable"  # the Docker daemon does not answer
+START_TIMEOUT: Final = "start_timeout"      # no answer from the server in time
+EXITED: Final = "exited"                    # the container stopped right after it started
+START_FAILED: Final = "start_failed"        # anything else; the hub log has the details
+
+# Each reason's parameters: exactly the placeholders its text may use.
+PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
+    NPU_FULL: ("total", "needed", "free"),
+    SSH_PORTS_FULL: (),
+    IMAGE_MISSING: ("image",),
+    BAD_NAME: ("name",),
+    DOCKER_UNAVAILABLE: (),
+    START_TIMEOUT: ("seconds",),
+    EXITED: ("code",),
+    START_FAILED: (),
+}
+REASONS: Final = tuple(PARAMS)
+DEFAULT_LANGUAGE: Final = "en"
+
+
+@dataclass(frozen=True)
+class Entry:
+    text: str   # what happened, in plain words
+    next: str   # what the student can do about it
+
+
+@dataclass(frozen=True)
+class Catalog:
+    title: str          # heading of the page that shows the refusal
+    retry: str          # label of the button that starts again
+    log_heading: str    # introduces the container's last log lines
+    reasons: Mapping[str, Entry] = field(default_factory=dict)
+
+
+EN: Final = Catalog(
+    title="Your server could not start",
+    retry="Try again",
+    log_heading="The last messages of your server:",
+    reasons={
+        NPU_FULL: Entry(
+            "No free NPU on this server: all {total} NPUs are in use by other students' servers "
+            "({needed} needed, {free} free).",
+            "Please try again later or ask the organisers.",
+        ),
+        SSH_PORTS_FULL: Entry(
+            "This server has no SSH port left for another student's server.",
+            "Please tell the organisers; your account and your files are fine.",
+        ),
+        IMAGE_MISSING: Entry(
+            "The environment image {image} is not installed on this server.",
+            "Please tell the organisers (they install it); your account and your files are fine.",
+        ),
+        BAD_NAME: Entry(
+            "The user name {name} cannot be used for a server here: a server's name must start "
+            "with a lowercase letter or a digit.",
+            "Please ask the organisers for an account whose name starts with a letter or a digit.",
+        ),
+        DOCKER_UNAVAILABLE: Entry(
+            "The container service of this server is not answering right now (it may be restarting).",
+            "Please try again in a minute; if it keeps happening, tell the organisers.",
+        ),
+        START_TIMEOUT: Entry(
+            "Your server did not answer within {seconds} seconds, so its start was stopped.",
+            "The server may be busy: please try again in a minute; if it keeps happening, "
+            "tell the organisers.",
+        ),
+        EXITED: Entry(
+            "Your server stopped right after it started (exit code {code}).",
+            "Please try again; if it stops again, tell the organisers and show them this message.",
+        ),
+        START_FAILED: Entry(
+            "Your server could not be started because of a problem on this server.",
+            "Please try again in a minute; if it keeps happening, tell the organisers "
+            "(the hub's log names the cause).",
+        ),
+    },
+)
+
+CATALOGS: Final[Mapping[str, Catalog]] = {"en": EN}
+
+
+def catalog(language: str = DEFAULT_LANGUAGE) -> Catalog:
+    """The catalog for `language` ("zh_CN", "zh-CN", "zh" ...), else English."""
+    lang = language.replace("-", "_")
+    for key in (lang, lang.split("_", 1)[0]):
+        if key in CATALOGS:
+            return CATALOGS[key]
+    return CATALOGS[DEFAULT_LANGUAGE]
+
+
+def placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A refusal in words: `plain` for the API and the log, `html()` for the pages."""
+
+    reason: str
+    title: str
+    text: str
+    next: str
+    retry: str
+    log_heading: str
+    log: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> str:
+        out = f"{self.text} {self.next}"
+        if self.log:
+            out += f" {self.log_heading} " + " | ".join(self.log)
+        return out
+
+    def html(self) -> str:
+        parts = [
+            f'<div class="mlw-refusal" data-reason="{html.escape(self.reason)}">',
+            f'<p class="mlw-refusal-text">{html.escape(self.text)}</p>',
+            f'<p class="mlw-refusal-next">{html.escape(self.next)}</p>',
+        ]
+        if self.log:
+            parts.append(f'<p class="mlw-refusal-log-heading">{html.escape(self.log_heading)}</p>')
+            parts.append('<pre class="mlw-refusal-log">' + html.escape("\n".join(self.log)) + "</pre>")
+        parts.append("</div>")
+        return "".join(parts)
+
+
+def explain(reason: str, language: str = DEFAULT_LANGUAGE, log: Iterable[str] = (),
+            **params: object) -> Explanation:
+    """The words for `reason` with its parameters (see PARAMS). An unknown reason is
+    explained as START_FAILED; a missing parameter raises KeyError."""
+    cat = catalog(language)
+    if reason not in cat.reasons:
+        reason = START_FAILED
+    entry = cat.reasons[reason]
+    values = {k: str(v) for k, v in params.items()}
+    return Explanation(
+        reason=reason,
+        title=cat.title,
+        text=entry.text.format_map(values),
+        next=entry.next.format_map(values),
+        retry=cat.retry,
+        log_heading=cat.log_heading,
+        log=tuple(log),
+    )
+
+
+# --- container logs: only what is safe to show --------------------------------------------
+
+HIDDEN: Final = "[hidden]"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Internal paths: the hub's configuration and secrets, Docker's and the hub's state.
+_PATH = re.compile(r"(?:/var/lib|/etc/jupyterhub)(?:/[^\s'\"`,;)\]}>]*)?")
+# NAME=value / NAME: value where NAME says token, secret, key, password, cookie.
+_SECRET_ASSIGN = re.compile(
+    r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|COOKIE)[A-Z0-9_]*)(\s*[=:]\s*)\S+")
+_TOKEN_WORD = re.compile(r"(?i)\b(token|bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}")
+_URL_SECRET = re.compile(r"(?i)([?&](?:token|_xsrf|access_token|code|state)=)[^&\s]+")
+_HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")
+_LONG_OPAQUE = re.compile(r"\b[A-Za-z0-9_-]{40,}\b")
+# Lines never shown: passwords (the student image prints root's first password) and keys.
+_DROP = re.compile(r"(?i)passw|private key")
+_TRACE_START = re.compile(r"^\s*Traceback \(most recent call last\):|^goroutine \d+ \[|^panic: ")
+_FRAME = re.compile(r'^\s+File "|^\s+at [\w.$<>]+\(|^\s*\.\.\. \d+ more')
+_CHAIN = re.compile(r"^(During handling of the above exception|The above exception was the direct cause)")
+
+
+def redact(line: str) -> str:
+    line = _PATH.sub(HIDDEN, line)
+    line = _SECRET_ASSIGN.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", line)
+    line = _TOKEN_WORD.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", line)
+    line = _URL_SECRET.sub(lambda m: f"{m.group(1)}{HIDDEN}", line)
+    line = _HEX.sub(HIDDEN, line)
+    return _LONG_OPAQUE.sub(HIDDEN, line)
+
+
+def safe_log_lines(lines: Iterable[str], limit: int = 8, width: int = 160) -> list[str]:
+    """The last `limit` lines of a container log that are safe to show a student.
+
+    Stack traces are left out (their frames name files and code; the exception line after
+    them stays), as are lines about passwords or private keys; paths under /var/lib and
+    /etc/jupyterhub, tokens (JUPYTERHUB_API_TOKEN=..., `token ...`, ?token=...), hex strings
+    of 32 characters or more and other long opaque strings are replaced by "[hidden]".
+    Terminal escapes and control characters are removed, long lines shortened.
+    """
+    out: list[str] = []
+    in_trace = False
+    for raw in lines:
+        for part in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+            line = _CONTROL.sub("", _ANSI.sub("", part)).rstrip()
+            if _TRACE_START.match(line):
+                in_trace = True
+                continue
+            if in_trace:
+                # frames and their source lines are indented; the exception line is not
+                if not line.strip() or line[:1].isspace():
+                    continue
+                in_trace = False
+            if not line.strip() or _FRAME.match(line) or _CHAIN.match(line) or _DROP.search(line):
+                continue
+            line = redact(line)
+            if len(line) > width:
+                line = line[: width - 1] + "…"
+            out.append(line)
+    return out[-limit:] if limit > 0 else []
