@@ -13,7 +13,7 @@ LABEL_NPUS = "ml-workshop.npus"
 LABEL_SSH_PORT = "ml-workshop.ssh-port"
 STUDENT_HOME = "/home/student"
 # What sshd (privilege separation, login as `student`) and the NPU driver (DCMI needs
-# CAP_DAC_OVERRIDE, REFERENCE §2) need once every capability has been dropped.
+# CAP_DAC_OVERRIDE, docs/ascend.md#container-access) need once every capability has been dropped.
 DEFAULT_CAP_ADD = (
     "CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL",
     "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE",

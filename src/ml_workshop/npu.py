@@ -2,7 +2,7 @@
 ascend_docker_runtime). Pure functions, no I/O: the roles feed them command output and
 file contents through the filter plugin roles/ascend_driver/filter_plugins/ascend_filters.py.
 
-Sources for the formats are in ../../../shared/REFERENCE.md §1-2 (cited per function).
+Sources for the formats are in docs/ascend.md (cited per function).
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .alloc import parse_id_list
 import re
 
 # PCI vendor id of Huawei and the device ids of the Ascend chips
-# (REFERENCE §1, ascend-deployer playbooks/facts/npu_info.fact.j2).
+# (docs/ascend.md#hardware-detection, ascend-deployer playbooks/facts/npu_info.fact.j2).
 HUAWEI_PCI_VENDOR = 0x19E5
 PCI_DEVICE_CHIPS = {
     0xD100: "310",
@@ -19,10 +19,10 @@ PCI_DEVICE_CHIPS = {
     0xD801: "910",
     0xD802: "910B",
 }
-# Chip family as it appears in package file names (Ascend-hdk-910b-npu-driver_..., REFERENCE §1).
+# Chip family as it appears in package file names (Ascend-hdk-910b-npu-driver_..., docs/ascend.md#packages).
 CHIP_PACKAGE_NAMES = {"310": "310", "310P": "310p", "910": "910", "910B": "910b"}
 
-# Known driver / firmware / CANN pairings for 910B (REFERENCE §1).
+# Known driver / firmware / CANN pairings for 910B (docs/ascend.md#versions-and-pairings).
 KNOWN_PAIRINGS = [
     {"cann": "7.0.1", "driver": "23.0.3", "firmware": "7.1.0.5.220"},
     {"cann": "8.0.RC1", "driver": "24.1.rc1", "firmware": "7.1.0.6.220"},
@@ -87,7 +87,7 @@ def version_compare(a: str, b: str) -> int:
 def install_action(installed: str, wanted: str, force: bool = False) -> str:
     """What to do with a component: 'install' (nothing installed), 'none' (same version),
     'upgrade' (wanted is newer), 'downgrade' (wanted is older and force is set) or
-    'refuse-downgrade' (older, not forced). REFERENCE §1: matching versions mean nothing runs;
+    'refuse-downgrade' (older, not forced). docs/ascend.md#versions-and-pairings: matching versions mean nothing runs;
     the vendor installers take --upgrade for a different version over an installed one."""
     installed = (installed or "").strip()
     if not installed:
@@ -101,7 +101,7 @@ def install_action(installed: str, wanted: str, force: bool = False) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Files written by the vendor packages (REFERENCE §1)
+# Files written by the vendor packages (docs/ascend.md#installed-versions)
 # ---------------------------------------------------------------------------------------------
 def parse_key_values(text: str) -> dict:
     """KEY=VALUE lines (driver/version.info, /etc/ascend_install.info,
@@ -132,7 +132,7 @@ _FW_SYSTEM = re.compile(r"Get system version\(([^)]+)\)")
 
 def parse_firmware_versions(text: str) -> list:
     """Firmware versions reported by `upgrade-tool --device_index -1 --system_version`
-    (REFERENCE §1, ascend-deployer task_firmware.yml), one per device, in order."""
+    (docs/ascend.md#installed-versions, ascend-deployer task_firmware.yml), one per device, in order."""
     found = _FW_VERSION.findall(text or "")
     if not found:
         found = _FW_SYSTEM.findall(text or "")
@@ -153,7 +153,7 @@ def firmware_version(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# npu-smi (REFERENCE §2, format from gpustack tests/detectors/npu_smi/data)
+# npu-smi (docs/ascend.md#npu-smi, format from gpustack tests/detectors/npu_smi/data)
 # ---------------------------------------------------------------------------------------------
 _BUS_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
 
@@ -269,7 +269,7 @@ def davinci_ids(paths) -> list:
 
 
 # ---------------------------------------------------------------------------------------------
-# Packages (REFERENCE §1 file name table)
+# Packages (docs/ascend.md#packages)
 # ---------------------------------------------------------------------------------------------
 def driver_arch(arch: str) -> str:
     """CPU architecture as the driver/firmware packages write it: x86_64 -> x86-64."""
@@ -357,7 +357,7 @@ def pairing_problems(driver: str = "", firmware: str = "", cann: str = "", table
 
 def expand_visible_devices(spec, present) -> list:
     """ASCEND_VISIBLE_DEVICES for the Ascend Docker Runtime, which rejects `all`
-    (REFERENCE §2): 'all' -> every present id; '0,2', '0-3', [0, 1] -> explicit sorted ids,
+    (docs/ascend.md#ascend_visible_devices): 'all' -> every present id; '0,2', '0-3', [0, 1] -> explicit sorted ids,
     each of which must be present."""
     present = sorted(int(i) for i in present or [])
     if isinstance(spec, (list, tuple)):
@@ -374,7 +374,7 @@ def expand_visible_devices(spec, present) -> list:
 
 
 # ---------------------------------------------------------------------------------------------
-# Installer runs (REFERENCE §1, ascend-deployer task_driver_common.yml / task_firmware.yml /
+# Installer runs (docs/ascend.md#install-order, ascend-deployer task_driver_common.yml / task_firmware.yml /
 # task_toolkit.yml)
 # ---------------------------------------------------------------------------------------------
 def driver_steps(actions: dict, packages: dict, install_type: str = "full", user: str = "HwHiAiUser",

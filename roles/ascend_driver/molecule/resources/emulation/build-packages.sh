@@ -2,7 +2,7 @@
 # EMULATION: build emulated Ascend .run packages for ml-workshop tests (NOT Huawei software).
 #   build-packages.sh OUTDIR [ARCH] COMPONENT:VERSION[:CHIP] ...
 # COMPONENT: driver firmware toolkit kernels ops nnal docker-runtime; CHIP defaults to 910b;
-# ARCH defaults to `uname -m`. File names follow REFERENCE §1 (driver arch x86-64, firmware no arch,
+# ARCH defaults to `uname -m`. File names follow docs/ascend.md#packages (driver arch x86-64, firmware no arch,
 # kernels `_linux.run` up to 8.2, `-ops` from 8.5).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)

@@ -2,7 +2,7 @@
 # EMULATION: a sysfs tree with N Ascend NPUs for ml-workshop tests.
 #   make-sysfs.sh ROOT DEVICE N   e.g. make-sysfs.sh /opt/ascend-emulation/sysfs 0xd802 8
 # Writes ROOT/bus/pci/devices/<addr>/{vendor,device,subsystem_device} like the kernel does
-# (vendor 0x19e5, device ids REFERENCE §1: 0xd802 = 910B), plus one non-NPU device.
+# (vendor 0x19e5, device ids docs/ascend.md#hardware-detection: 0xd802 = 910B), plus one non-NPU device.
 # N = 0 gives a host without NPUs.
 set -eu
 root=$1; dev=$2; n=$3

@@ -2,7 +2,7 @@
 # EMULATION of a makeself self-extracting archive (an Ascend .run package) for ml-workshop
 # tests. NOT Huawei software. Built by build-packages.sh; the payload (a gzip'd tar) follows
 # the line __PAYLOAD__.
-# Emulated makeself options (REFERENCE §1 "Installer CLI ... makeself wrapper"):
+# Emulated makeself options (docs/ascend.md#installer-options):
 #   --check   verify the payload checksum, print the result, exit (nothing installed)
 #   --quiet / --nox11   accepted; everything else goes to the package's install script.
 EMU_PACKAGE="@PACKAGE@"

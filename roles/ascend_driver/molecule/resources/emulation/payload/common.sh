@@ -8,7 +8,7 @@ emu_fail() { echo "$*"; exit "${2:-1}"; }
 emu_require_root() { [ "$(id -u)" = 0 ] || emu_fail "[ERROR]ERR_NO:0x0093;ERR_DES:permission denied, run as root"; }
 
 # emu_parse_args "FLAG=MODE ..." "IGNORED_PATTERN ..." ARGS...
-# The CLI the firmware, toolkit and kernels packages share (REFERENCE §1): each package's mode
+# The CLI the firmware, toolkit and kernels packages share (docs/ascend.md#installer-options): each package's mode
 # flags and its silently accepted flags are given by the caller; --version, --install-path= and
 # --quiet behave alike; anything else is refused as the vendor scripts do. Sets $mode and $path.
 emu_parse_args() {

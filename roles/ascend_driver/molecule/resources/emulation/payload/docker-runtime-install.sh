@@ -1,6 +1,6 @@
 #!/bin/sh
 # EMULATION of the Ascend Docker Runtime package's install script (NOT Huawei software).
-# CLI (REFERENCE §2, mind-cluster): --install [--install-path=] [--install-scene=docker],
+# CLI (docs/ascend.md#ascend-docker-runtime, mind-cluster): --install [--install-path=] [--install-scene=docker],
 # --uninstall, --version; recent versions ask for the EULA on stdin and stop unless answered y.
 # Installs <path>/Ascend-Docker-Runtime/ascend-docker-runtime (here a wrapper that runs runc,
 # so the engine can really start containers with it) plus hook/cli placeholders.

@@ -1,13 +1,13 @@
 #!/bin/sh
 # EMULATION of the Ascend NPU driver package's install script (NOT Huawei software).
-# CLI (REFERENCE §1, driver help.info): --full | --run | --devel | --docker, --upgrade, --uninstall,
+# CLI (docs/ascend.md#installer-options, driver help.info): --full | --run | --devel | --docker, --upgrade, --uninstall,
 # --install-path=, --install-username=, --install-usergroup=, --install-for-all, --version,
 # --quiet, --nox11 (the makeself header logs every call to /var/log/ascend-emulation/installers.log).
-# Files written (REFERENCE §1): <path>/driver/version.info (Version=), /etc/ascend_install.info
+# Files written (docs/ascend.md#installed-versions): <path>/driver/version.info (Version=), /etc/ascend_install.info
 # (UserName, UserGroup, Driver_Install_Type, Driver_Install_Path_Param, Driver_Install_For_All,
 # Driver_Install_Mode), <path>/driver/tools/upgrade-tool, <path>/driver/lib64, /usr/local/dcmi,
-# /usr/local/bin/npu-smi (REFERENCE §2: npu-smi moved from /usr/local/sbin to /usr/local/bin).
-# Device nodes (REFERENCE §1): /dev/davinciN, davinci_manager, devmm_svm, hisi_hdc owned
+# /usr/local/bin/npu-smi (docs/ascend.md#npu-smi: npu-smi moved from /usr/local/sbin to /usr/local/bin).
+# Device nodes (docs/ascend.md#device-nodes): /dev/davinciN, davinci_manager, devmm_svm, hisi_hdc owned
 # HwHiAiUser:HwHiAiUser 0660, 0666 with --install-for-all; made with mknod from the emulated
 # hardware state /etc/ascend-emulation/npus (on a real host the loaded kernel module makes them).
 cd "$(dirname "$0")" && . ./common.sh
@@ -29,7 +29,7 @@ for a in "$@"; do
 done
 [ -n "$mode" ] || emu_fail "[ERROR]ERR_NO:0x0004;ERR_DES:no install mode given (--full/--run/--upgrade/--uninstall)"
 emu_require_root
-# The installer aborts with ERR_NO:0x0091 when the run user is missing (REFERENCE §1).
+# The installer aborts with ERR_NO:0x0091 when the run user is missing (docs/ascend.md#run-user).
 id "$user" >/dev/null 2>&1 || emu_fail "[ERROR]ERR_NO:0x0091;ERR_DES:user $user does not exist, create it first"
 getent group "$group" >/dev/null 2>&1 || emu_fail "[ERROR]ERR_NO:0x0091;ERR_DES:group $group does not exist, create it first"
 drv=$path/driver

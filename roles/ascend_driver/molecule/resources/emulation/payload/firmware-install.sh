@@ -1,6 +1,6 @@
 #!/bin/sh
 # EMULATION of the Ascend NPU firmware package's install script (NOT Huawei software).
-# REFERENCE §1: needs the driver (driver/tools/upgrade-tool present); --full on a fresh host,
+# docs/ascend.md#install-order: needs the driver (driver/tools/upgrade-tool present); --full on a fresh host,
 # --upgrade otherwise; return codes 0 and 2 both mean success (ascend-deployer task_firmware.yml):
 # this emulation returns 2 after an upgrade so the role's handling of 2 is exercised.
 # The installed version is what upgrade-tool --system_version reports afterwards.

@@ -1,6 +1,6 @@
 #!/bin/sh
 # EMULATION of the CANN kernels / ops / nnal packages' install script (NOT Huawei software).
-# CLI (REFERENCE §1): --install, --upgrade, --install-path=, --install-for-all, --type=nnae|toolkit,
+# CLI (docs/ascend.md#installer-options): --install, --upgrade, --install-path=, --install-for-all, --type=nnae|toolkit,
 # --quiet, --nox11, --version. Needs the toolkit of the same version. Writes
 # <path>/ascend-toolkit/<ver>/opp_kernel/version.info (Version=) for kernels/ops (the real
 # opp_kernel scripts keep version.info and ascend_install.info under opp_kernel/) and

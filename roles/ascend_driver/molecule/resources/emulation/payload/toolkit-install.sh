@@ -1,6 +1,6 @@
 #!/bin/sh
 # EMULATION of the CANN toolkit package's install script (NOT Huawei software).
-# CLI (REFERENCE §1): --install, --upgrade, --install-path=, --install-for-all, --quiet, --nox11,
+# CLI (docs/ascend.md#installer-options): --install, --upgrade, --install-path=, --install-for-all, --quiet, --nox11,
 # --version, --uninstall. Writes <path>/ascend-toolkit/<ver>/<arch>-linux/ascend_toolkit_install.info
 # (ascend-deployer detects an installed toolkit by ascend-toolkit/*/*/ascend_toolkit_install.info),
 # the `latest` link and <path>/ascend-toolkit/set_env.sh. --install over an installed toolkit
