@@ -6,11 +6,19 @@ Nothing here touches Docker or the filesystem; the spawner feeds in the current 
 
 from __future__ import annotations
 
+from . import messages
+
 POLICIES = ("shared", "exclusive", "static")
 
 
 class AllocationError(Exception):
-    """A request that cannot be satisfied; the message is shown to the student."""
+    """A request that cannot be satisfied. The message is for the log; `reason` and `params`
+    pick the student's words in `messages` (NPU_FULL, SSH_PORTS_FULL)."""
+
+    def __init__(self, message, reason="", **params):
+        super().__init__(message)
+        self.reason = reason
+        self.params = params
 
 
 def validate_npu_settings(ids, policy, per_user=1, static_map=None, known_users=None):
@@ -69,7 +77,8 @@ def allocate_npus(policy, ids, username, current, per_user=1, static_map=None):
     if len(free) < per_user:
         raise AllocationError(
             f"No free NPU on this server: all {len(ids)} NPUs are in use by other students' servers "
-            f"({per_user} needed, {len(free)} free). Please try again later or ask the organisers."
+            f"({per_user} needed, {len(free)} free). Please try again later or ask the organisers.",
+            messages.NPU_FULL, total=len(ids), needed=per_user, free=len(free),
         )
     return free[:per_user]
 
@@ -84,13 +93,14 @@ def allocate_port(username, current, start, end, reserved=()):
         if port not in taken:
             return port
     raise AllocationError(
-        f"No free SSH port left in {start}-{end}; ask the organisers to widen hub_ssh_port_range."
+        f"No free SSH port left in {start}-{end}; ask the organisers to widen hub_ssh_port_range.",
+        messages.SSH_PORTS_FULL,
     )
 
 
 def parse_id_list(text):
     """Parse an ASCEND_VISIBLE_DEVICES-style list ("0,1", "0-3", "") into sorted ints."""
-    out = set()
+    out: set[int] = set()
     for part in str(text).split(","):
         part = part.strip()
         if not part:

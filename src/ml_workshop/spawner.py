@@ -7,14 +7,23 @@ to DockerSpawner and persists allocations in a StateStore so they survive hub re
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Iterable
+from typing import Any
 
+from docker import errors as docker_errors
 from dockerspawner import DockerSpawner
+from jupyterhub.utils import url_path_join
 from tornado import web
-from traitlets import Bool, Dict, Integer, List, Tuple, Unicode, default
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.iostream import StreamClosedError
+from traitlets import Bool, Dict, Float, Integer, List, Tuple, Unicode, default
 
-from . import alloc, container
+from . import alloc, container, messages, refusals
 from .store import StateStore
+
+_RUNNING = "running"  # _container_state() of a running container
 
 
 class WorkshopSpawner(DockerSpawner):
@@ -39,6 +48,9 @@ class WorkshopSpawner(DockerSpawner):
     no_new_privileges = Bool(True, config=True)
     docker_init = Bool(True, config=True, help="run docker-init as PID 1")
     container_env = Dict(config=True, help="extra environment (cache proxy client settings)")
+    start_margin = Float(2.0, config=True,
+                         help="seconds our own deadline keeps before JupyterHub's start_timeout")
+    log_tail_lines = Integer(8, config=True, help="container log lines shown when it exits at once")
 
     # users whose spawn is in progress in this hub process: their allocation is not stale
     _spawning: set = set()
@@ -109,27 +121,142 @@ class WorkshopSpawner(DockerSpawner):
         self.npu_allocated = ids
         self.ssh_port = port
 
-    async def start(self):
+    async def start(self) -> tuple[str, int]:
+        """Allocate, start the container, and return once the server answers HTTP.
+
+        Every way this can end badly ends in a refusals.StartRefused carrying the student's
+        words (messages.py), logged with the user name and the reason. Waiting for the server
+        here rather than in JupyterHub is what tells a container that exits at once (its last
+        log lines are shown) from a slow one, and explains a timeout: both end before
+        JupyterHub's own start_timeout fires."""
         user = self.user.name
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(1.0, self.start_timeout - self.start_margin)
         self._spawning.add(user)
         try:
             try:
-                ids, port = await self._allocate()
-            except alloc.AllocationError as e:
-                self.log.warning("Refusing to start %s: %s", user, e)
-                raise web.HTTPError(409, str(e), reason=str(e)) from e
-            try:
-                self._ensure_work_dir()
-                self.apply_allocation(ids, port)
-                self.log.info("Starting %s with NPUs [%s], SSH port %s", user,
-                              alloc.format_id_list(ids), port)
-                return await super().start()
-            except BaseException:
-                if self.npu_policy == "exclusive":
-                    self._release()
+                return await self._start(deadline)
+            except (refusals.StartRefused, web.HTTPError):
                 raise
+            except Exception as e:
+                self.log.exception("Unexpected error starting %s's server", user)
+                raise self._refuse(refusals.reason_of_docker_error(e), detail=repr(e),
+                                   image=self.image) from e
+        except refusals.StartRefused as e:
+            self.log.warning("Start of %s's server refused [%s]: %s%s", user, e.mlw_reason,
+                             e.jupyterhub_message, f" ({e.mlw_detail})" if e.mlw_detail else "")
+            raise
         finally:
             self._spawning.discard(user)
+
+    async def _start(self, deadline: float) -> tuple[str, int]:
+        user = self.user.name
+        try:
+            container.safe_name(self.escaped_name)
+        except ValueError as e:
+            raise self._refuse(messages.BAD_NAME, detail=str(e), name=user) from e
+        try:
+            ids, port = await self._allocate()
+        except alloc.AllocationError as e:
+            raise self._refuse(e.reason, detail=str(e), **e.params) from e
+        try:
+            self._ensure_work_dir()
+            self.apply_allocation(ids, port)
+            self.log.info("Starting %s with NPUs [%s], SSH port %s", user,
+                          alloc.format_id_list(ids), port)
+            ip_port = await self._start_container(deadline)
+            await self._wait_until_answering(ip_port, deadline)
+            return ip_port
+        except BaseException:
+            if self.npu_policy == "exclusive":
+                self._release()
+            raise
+
+    async def _start_container(self, deadline: float) -> tuple[str, int]:
+        """DockerSpawner's start (image check, create, start) within our deadline."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(super().start(), max(0.1, deadline - loop.time()))
+        except web.HTTPError:
+            raise
+        except TimeoutError as e:
+            raise self._refuse(messages.START_TIMEOUT, seconds=self.start_timeout,
+                               detail="the container was not created and started in time") from e
+        except Exception as e:
+            reason = refusals.reason_of_docker_error(e)
+            if reason == messages.START_FAILED and self.container_id:
+                # started, then gone before its address could be read: it exited at once
+                state = await self._container_state()
+                if state is not _RUNNING:
+                    raise await self._exited(state, detail=repr(e)) from e
+            raise self._refuse(reason, detail=repr(e), image=self.image) from e
+
+    # --- telling the student why --------------------------------------------------------------
+
+    def _language(self) -> str:
+        """The language of the student's words (messages.CATALOGS); English for now."""
+        return messages.DEFAULT_LANGUAGE
+
+    def _refuse(self, reason: str, *, log: Iterable[str] = (), detail: str = "",
+                **params: object) -> refusals.StartRefused:
+        base = self.hub.base_url if self.hub is not None else "/hub/"
+        retry = url_path_join(base, "spawn", self.user.escaped_name, self.name or "")
+        return refusals.StartRefused(reason, language=self._language(), log=log, detail=detail,
+                                     retry_url=retry, **params)
+
+    async def _container_state(self) -> str | dict[str, Any] | None:
+        """_RUNNING, None (gone) or Docker's State dict of a container that is not running."""
+        try:
+            info = await self.docker("inspect_container", self.container_id)
+        except docker_errors.NotFound:
+            return None
+        state = info.get("State") or {}
+        return _RUNNING if state.get("Running") else state
+
+    async def _exited(self, state: str | dict[str, Any] | None = None,
+                      detail: str = "") -> refusals.StartRefused:
+        """The refusal for a container that stopped on its own, with its safe last log lines."""
+        st = state if isinstance(state, dict) else {}
+        code = st.get("ExitCode", "unknown")
+        try:
+            raw = await self.docker("logs", self.container_id, stdout=True, stderr=True, tail=200)
+            lines = raw.decode("utf-8", "replace").splitlines()
+        except docker_errors.APIError:  # removed already: nothing to show
+            lines = []
+        error = st.get("Error") or ""
+        return self._refuse(messages.EXITED, code=code,
+                            log=messages.safe_log_lines(lines, limit=self.log_tail_lines),
+                            detail="; ".join(x for x in (f"Docker: {error}" if error else "", detail) if x))
+
+    async def _answers(self, url: str) -> bool:
+        try:
+            await AsyncHTTPClient().fetch(url, follow_redirects=False, raise_error=False,
+                                          connect_timeout=1, request_timeout=2)
+        except (OSError, HTTPClientError, StreamClosedError):
+            return False
+        return True
+
+    async def _wait_until_answering(self, ip_port: tuple[str, int], deadline: float) -> None:
+        """Wait for any HTTP answer at the server's /api (what JupyterHub waits for next),
+        up to http_timeout, watching the container: it may exit instead."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        end = min(deadline, started + self.http_timeout)
+        ip, port = ip_port
+        base_url = self.server.base_url if self.server is not None else "/"
+        url = f"http://{ip}:{port}{url_path_join(base_url, 'api')}"
+        pause = 0.2
+        while True:
+            state = await self._container_state()
+            if state is not _RUNNING:
+                raise await self._exited(state)
+            if ip and await self._answers(url):
+                return
+            if loop.time() >= end:
+                raise self._refuse(messages.START_TIMEOUT, seconds=round(end - started),
+                                   detail=f"no answer at {url}")
+            await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
+            pause = min(pause * 1.5, 2.0)
 
     async def poll(self):
         """None while the container runs, else its exit status. A server found gone (its
