@@ -262,24 +262,22 @@ def test_cache_outage(hubs, classroom):
     nothing_lost(hub, classroom["npu1"])
 
 
+def _gone_then_start_again(hub, before, user, docker_action):
+    hub.host.check_output(f"docker {docker_action} ml-workshop-user-{user}")
+    hub.wait_stopped(user)
+    nothing_lost(hub, before, must_run=False)
+    hub.start(user)
+    nothing_lost(hub, before)
+
+
 @fault("student container removed by hand (npu2): shown stopped, next start works")
 def test_container_removed(hubs, classroom):
-    hub = hubs["npu2"]
-    hub.host.check_output("docker rm -f ml-workshop-user-erin")
-    hub.wait_stopped("erin")
-    nothing_lost(hub, classroom["npu2"], must_run=False)
-    hub.start("erin")
-    nothing_lost(hub, classroom["npu2"])
+    _gone_then_start_again(hubs["npu2"], classroom["npu2"], "erin", "rm -f")
 
 
 @fault("student server exits at once (npu2): shown stopped, next start works")
 def test_container_exits(hubs, classroom):
-    hub = hubs["npu2"]
-    hub.host.check_output("docker kill ml-workshop-user-bob")
-    hub.wait_stopped("bob")
-    nothing_lost(hub, classroom["npu2"], must_run=False)
-    hub.start("bob")
-    nothing_lost(hub, classroom["npu2"])
+    _gone_then_start_again(hubs["npu2"], classroom["npu2"], "bob", "kill")
 
 
 @fault("host reboot (npu2): servers seen stopped, NPUs freed, next start keeps work, port, password")
