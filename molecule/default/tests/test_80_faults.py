@@ -12,6 +12,7 @@ nothing (this re-run is the site scenario's idempotence check: see molecule.yml)
 Leaves behind: every student's server running again.
 """
 
+import functools
 import json
 import os
 import re
@@ -182,6 +183,7 @@ def nothing_lost(hub, before, must_run=True):
 def fault(name):
     """Run the fault's body; record its outcome for the summary line."""
     def wrap(fn):
+        @functools.wraps(fn)  # pytest reads the fixtures from the wrapped signature
         def test(*args, **kwargs):
             try:
                 fn(*args, **kwargs)
@@ -189,8 +191,6 @@ def fault(name):
                 record_fault(name, f"LOST: {str(e).splitlines()[0][:200]}")
                 raise
             record_fault(name, "survived")
-        test.__name__ = fn.__name__
-        test.__doc__ = fn.__doc__
         return test
     return wrap
 
