@@ -88,3 +88,11 @@ def test_id_list_round_trip_never_all():
     assert alloc.format_id_list([]) == ""
     with pytest.raises(ValueError):
         alloc.parse_id_list("3-1")
+
+
+def test_validate_takes_digit_strings_as_integers():
+    """What an inventory may give; the hub's settings file converts them with `| int`."""
+    assert alloc.validate_npu_settings(["0", "1"], "exclusive", "2") == []
+    assert alloc.validate_npu_settings(["0", 1], "static", "1", {"a": ["1"]}) == []
+    assert "more than once" in " ".join(alloc.validate_npu_settings(["0", 0], "shared"))
+    assert "hub_npu_static_map" in " ".join(alloc.validate_npu_settings([0], "static", 1, {"a": ["x", 3]}))

@@ -21,14 +21,26 @@ class AllocationError(Exception):
         self.params = params
 
 
+def _as_int(value):
+    """An integer, or a string of digits (as an inventory may give it) as an integer; anything
+    else unchanged, for the checks below to refuse."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value
+
+
 def validate_npu_settings(ids, policy, per_user=1, static_map=None, known_users=None):
-    """Return a list of error strings (empty when the settings are usable).
+    """Return a list of error strings (empty when the settings are usable), each naming the
+    hub role's variable. The hub role's preflight calls this (filter hub_npu_settings_problems).
 
     ids: the NPU ids of this host; policy: one of POLICIES; per_user: NPUs per server under
-    `exclusive`; static_map: {username: [ids]} under `static`.
+    `exclusive`; static_map: {username: [ids]} under `static`. Integers given as strings of
+    digits count as integers (the hub's settings file converts them).
     """
     errors = []
-    static_map = static_map or {}
+    ids = [_as_int(i) for i in ids or []]
+    per_user = _as_int(per_user)
+    static_map = {user: [_as_int(i) for i in uids or []] for user, uids in (static_map or {}).items()}
     if policy not in POLICIES:
         errors.append(f"hub_npu_policy must be one of {', '.join(POLICIES)}, not {policy!r}")
     if not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
@@ -46,7 +58,7 @@ def validate_npu_settings(ids, policy, per_user=1, static_map=None, known_users=
             )
     if policy == "static":
         for user, uids in static_map.items():
-            unknown = sorted(set(uids) - set(ids))
+            unknown = sorted(set(uids) - set(ids), key=str)
             if unknown:
                 errors.append(
                     f"hub_npu_static_map gives {user!r} NPU ids {unknown} that are not in hub_npu_ids {sorted(ids)}"
