@@ -24,7 +24,8 @@ def settings(tmp_path, culler=True):
                     "cmd": ["jupyterhub-singleuser"], "mem_limit": "1G", "cpu_limit": 1.0, "pids_limit": 256,
                     "shm_size": "256m", "start_timeout": 60, "http_timeout": 30, "npu_policy": "exclusive",
                     "npu_ids": [0, 1], "npu_per_user": 1, "npu_static_map": {}, "npu_runtime": "devices",
-                    "npu_access": {}, "work_root": "/srv/w", "content_dir": "/srv/c",
+                    "npu_access": {}, "work_root": "/srv/w", "work_uid": 1001, "work_gid": 1002,
+                    "content_dir": "/srv/c",
                     "ssh_port_range": [22222, 22999], "ssh_reserved_ports": [28000], "ssh_host": "h",
                     "cap_add": ["DAC_OVERRIDE"], "no_new_privileges": True, "env": {"A": 1}},
     }
@@ -63,4 +64,5 @@ def test_apply_sets_the_hub_config(tmp_path):
     assert c.Authenticator.allow_all is True and c.NativeAuthenticator.open_signup is False
     assert c.WorkshopSpawner.remove is True and c.WorkshopSpawner.container_env == {"A": "1"}
     assert c.WorkshopSpawner.ssh_port_range == (22222, 22999)
+    assert (c.WorkshopSpawner.work_uid, c.WorkshopSpawner.work_gid) == (1001, 1002)
     json.dumps(c.WorkshopSpawner.npu_static_map)

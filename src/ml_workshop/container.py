@@ -72,7 +72,7 @@ def npu_binds(npu_ids, access):
 
 
 def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.0.0",
-                pids_limit=1024, shm_size="1g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True,
+                pids_limit=2048, shm_size="2g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True,
                 init=True):
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
     SSH port, limits and capabilities. Never privileged, never the Docker socket."""

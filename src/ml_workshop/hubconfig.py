@@ -62,7 +62,6 @@ def apply(c, s):
     hub.pid_file = os.path.join(s["state_dir"], "jupyterhub.pid")
     hub.template_paths = [s["templates_dir"]]
     hub.template_vars = {"workshop_title": s["title"], "announcement_login": s.get("announcement", "")}
-    hub.admin_access = bool(s.get("admin_access", False))
     hub.shutdown_on_logout = False
     hub.default_url = "/hub/home"        # log in to the home page; the student starts the server
     hub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
@@ -83,7 +82,6 @@ def apply(c, s):
     c.NativeAuthenticator.check_common_password = True
     c.NativeAuthenticator.allowed_failed_logins = int(a["allowed_failed_logins"])
     c.NativeAuthenticator.seconds_before_next_try = int(a["seconds_before_next_try"])
-    c.NativeAuthenticator.ask_email_on_signup = bool(a.get("ask_email_on_signup", False))
 
     sp = s["spawner"]
     ws = c.WorkshopSpawner
@@ -109,6 +107,8 @@ def apply(c, s):
     ws.npu_access = sp["npu_access"]
     ws.state_file = os.path.join(s["state_dir"], "ml-workshop-state.json")
     ws.work_root = sp["work_root"]
+    ws.work_uid = int(sp["work_uid"])
+    ws.work_gid = int(sp["work_gid"])
     ws.content_dir = sp["content_dir"]
     ws.ssh_port_range = tuple(int(p) for p in sp["ssh_port_range"])
     ws.ssh_reserved_ports = [int(p) for p in sp["ssh_reserved_ports"]]
