@@ -236,7 +236,8 @@ def test_hub_crash(hubs, classroom):
 @fault("configurable-http-proxy killed (npu1): the hub restarts it and restores routes")
 def test_proxy_killed(hubs, classroom):
     hub = hubs["npu1"]
-    hub.host.check_output("pkill -9 -f configurable-http-proxy")
+    # [c]: the pattern must not match the shell that runs pkill (its command line holds it too)
+    hub.host.check_output("pkill -9 -f '[c]onfigurable-http-proxy'")
     hub.wait_api(timeout=120)
     nothing_lost(hub, classroom["npu1"])
 
