@@ -230,3 +230,37 @@ def test_cann_steps():
     assert steps == []
     steps = npu.cann_steps(["toolkit"], {"toolkit": "install"}, PKGS, for_all=False)
     assert steps[0]["args"] == ["--nox11", "--install", "--quiet"]
+
+
+@pytest.mark.parametrize(
+    "image,version",
+    [
+        ("quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11", "8.2.rc1"),
+        ("swr.cn-south-1.myhuaweicloud.com/ascendhub/cann:8.0.RC1-910b-ubuntu22.04-py3.10", "8.0.RC1"),
+        ("ascend/cann:7.0.1", "7.0.1"),
+        ("ml-workshop/platform:bookworm", ""),
+        ("debian:bookworm-slim", ""),
+        ("localhost:5000/cann", ""),
+        ("quay.io/ascend/cann:latest", ""),
+        ("quay.io/ascend/cann@sha256:0123", ""),
+        ("", ""),
+    ],
+)
+def test_image_cann_version(image, version):
+    assert npu.image_cann_version(image) == version
+
+
+def test_image_pairing_problems_name_the_variable_and_the_pairing():
+    images = {"images_user_base_image": "quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11",
+              "images_hcie_base_image": "quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.10",
+              "images_openclaw_base_image": "debian:bookworm-slim"}
+    problems = npu.image_pairing_problems(images, "24.1.rc1")
+    assert len(problems) == 1
+    assert "images_user_base_image" in problems[0] and "8.2.rc1" in problems[0]
+    assert "pairs with driver 25.0.rc1" in problems[0] and "24.1.rc1" in problems[0]
+    assert npu.image_pairing_problems(images, "") == []  # the host's driver is not known
+    assert npu.image_pairing_problems({"images_user_base_image": images["images_user_base_image"]}, "25.0.rc1") == []
+    unknown = npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1")
+    assert unknown and "not in the table" in unknown[0]
+    extra = [{"driver": "24.1.rc1", "firmware": "", "cann": "9.9.9"}]
+    assert npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1", list(npu.KNOWN_PAIRINGS) + extra) == []

@@ -435,3 +435,45 @@ def cann_steps(components, actions: dict, packages: dict, for_all: bool = True) 
             }
         )
     return steps
+
+
+# ---------------------------------------------------------------------------------------------
+# CANN base images against the host's driver (the images role's preflight)
+# ---------------------------------------------------------------------------------------------
+_CANN_TAG = re.compile(r"^([0-9]+\.[0-9]+\.(?:rc[0-9]+|[0-9]+)(?:\.[0-9a-z]+)?)(?=$|[-_])", re.IGNORECASE)
+
+
+def image_cann_version(image: str) -> str:
+    """The CANN version of a CANN base image, read from its tag: an image whose repository is
+    `.../cann` and whose tag starts with the version (quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11
+    -> 8.2.rc1; ascendhub's .../cann:8.0.RC1-910b-... -> 8.0.RC1). '' for any other image (not a
+    CANN image, no tag, a digest only, or a tag that does not start with a version)."""
+    ref = str(image or "").strip().split("@", 1)[0]
+    name, _, tag = ref.rpartition(":")
+    if not name or "/" in tag:  # no tag (the colon belonged to a registry port)
+        return ""
+    if name.rsplit("/", 1)[-1].lower() != "cann":
+        return ""
+    m = _CANN_TAG.match(tag)
+    return m.group(1) if m else ""
+
+
+def image_pairing_problems(images: dict, driver: str, table=None) -> list:
+    """Messages for base images whose CANN does not pair with the host's driver.
+    images: {variable name: image reference}; driver: the host's driver version ('' = not
+    known, nothing checked). Images that are not CANN images are not checked. Each message
+    names the variable, the CANN version, the drivers it pairs with and the host's driver."""
+    table = KNOWN_PAIRINGS if table is None else list(table)
+    driver = str(driver or "").strip()
+    problems = []
+    if not driver:
+        return problems
+    for var, image in (images or {}).items():
+        cann = image_cann_version(image)
+        if not cann or not pairing_problems(driver=driver, cann=cann, table=table):
+            continue
+        drivers = sorted({str(r.get("driver")) for r in table if _same(cann, str(r.get("cann", "")))})
+        pairs = (f"which pairs with driver {' or '.join(drivers)}" if drivers
+                 else "which is not in the table of known pairings")
+        problems.append(f"{var} {image} carries CANN {cann}, {pairs}, but the host's driver is {driver}")
+    return problems

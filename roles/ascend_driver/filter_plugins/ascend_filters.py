@@ -15,10 +15,6 @@ def _pairing_problems(driver="", firmware="", cann="", extra=None):
     return npu.pairing_problems(driver or "", firmware or "", cann or "", list(npu.KNOWN_PAIRINGS) + list(extra or []))
 
 
-def _known_pairings(extra=None):
-    return list(npu.KNOWN_PAIRINGS) + list(extra or [])
-
-
 def _find_package(component, names, version, arch, chip=""):
     """match_package with the component first, for `map('ascend_find_package', names, ...)`."""
     return npu.match_package(names, component, version, arch, chip)
@@ -33,19 +29,14 @@ class FilterModule:
             "ascend_unhealthy_npus": npu.unhealthy_npus,
             "ascend_pci_npus": npu.parse_pci_devices,
             "ascend_npu_chip": npu.npu_chip,
-            "ascend_chip_package_name": npu.chip_package_name,
             "ascend_davinci_ids": npu.davinci_ids,
             "ascend_info_version": npu.info_version,
-            "ascend_key_values": npu.parse_key_values,
             "ascend_firmware_version": npu.firmware_version,
             "ascend_install_action": npu.install_action,
-            "ascend_version_compare": npu.version_compare,
             "ascend_package_patterns": npu.package_patterns,
             "ascend_match_package": npu.match_package,
             "ascend_find_package": _find_package,
             "ascend_pairing_problems": _pairing_problems,
-            "ascend_known_pairings": _known_pairings,
-            "ascend_expand_visible_devices": npu.expand_visible_devices,
             "ascend_driver_steps": npu.driver_steps,
             "ascend_cann_steps": npu.cann_steps,
         }

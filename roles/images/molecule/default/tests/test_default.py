@@ -11,6 +11,11 @@ import time
 import pytest
 
 IMAGE = "ml-workshop-user:latest"
+# The hub role's pin, which the student image's jupyterhub-singleuser follows (images_jupyterhub_version).
+HUB_JUPYTERHUB_VERSION = next(
+    line.split(":", 1)[1].split("#", 1)[0].strip().strip('"')
+    for line in (pathlib.Path(__file__).resolve().parents[5] / "roles/hub/defaults/main.yml").read_text().splitlines()
+    if line.startswith("hub_jupyterhub_version:"))
 NAME = "mlw-test-student"
 WORK = "/srv/mlw-test/work/alice"
 SSH_PORT = 22022
@@ -63,7 +68,7 @@ def test_image_labels_and_versions(host):
     labels = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config.Labels}}}}' {IMAGE}"))
     assert len(labels["org.ml-workshop.input-hash"]) == 64
     out = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} jupyterhub-singleuser --version")
-    assert out.strip().endswith("6.1.1")
+    assert out.strip().endswith(HUB_JUPYTERHUB_VERSION)  # the hub's pin: one version for hub and image
     cfg = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config}}}}' {IMAGE}"))
     assert cfg["Entrypoint"][-1] == "/usr/local/bin/mlw-user-start"
     assert cfg["Cmd"] == ["jupyterhub-singleuser"]
