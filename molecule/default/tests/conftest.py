@@ -113,6 +113,6 @@ def pytest_terminal_summary(terminalreporter):
     tr = terminalreporter
     tr.section("fault suite")
     for name, outcome in _FAULTS:
-        tr.write_line(f"{'SURVIVED' if outcome == 'survived' else 'FAILED  '}  {name}: {outcome}")
-    survived = sum(1 for _, o in _FAULTS if o == "survived")
+        tr.write_line(f"{'SURVIVED' if outcome.startswith('survived') else 'FAILED  '}  {name}: {outcome}")
+    survived = sum(1 for _, o in _FAULTS if o.startswith("survived"))
     tr.write_line(f"{len(_FAULTS)} faults injected, {survived} survived")

@@ -185,12 +185,13 @@ def fault(name):
     def wrap(fn):
         @functools.wraps(fn)  # pytest reads the fixtures from the wrapped signature
         def test(*args, **kwargs):
+            t0 = time.monotonic()
             try:
                 fn(*args, **kwargs)
             except BaseException as e:
                 record_fault(name, f"LOST: {str(e).splitlines()[0][:200]}")
                 raise
-            record_fault(name, "survived")
+            record_fault(name, f"survived (fault and recovery checks: {time.monotonic() - t0:.0f} s)")
         return test
     return wrap
 
