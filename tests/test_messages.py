@@ -93,10 +93,14 @@ def test_safe_log_lines_hide_paths_tokens_and_traces():
         "ModuleNotFoundError: No module named 'missing_module'",
         "\x1b[31mred error\x1b[0m",
         "",
+        "[mlw-start] ==============================",
+        "listening on http://0.0.0.0:8888 and http://127.0.0.1:8888, not 10.1.2.3",
     ]
     out = messages.safe_log_lines(log, limit=20)
     text = "\n".join(out)
-    assert "apt proxy" in text
+    assert "[mlw-start] apt proxy: http://[hidden]:3142" in out
+    assert "=====" not in text
+    assert "listening on http://0.0.0.0:8888 and http://127.0.0.1:8888, not [hidden]" in out
     assert "password" not in text and "S3cr3tPw" not in text
     assert TOKEN not in text and TOKEN[:20] not in text and TOKEN[:24] not in text
     assert "/etc/jupyterhub" not in text and "/var/lib" not in text

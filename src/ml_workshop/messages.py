@@ -182,11 +182,15 @@ _SECRET_ASSIGN = re.compile(
 _TOKEN_WORD = re.compile(r"(?i)\b(token|bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 _URL_SECRET = re.compile(r"(?i)([?&](?:token|_xsrf|access_token|code|state)=)[^&\s]+")
 _HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")
+# IPv4 addresses of the site's machines and networks (not the loopback or "any" address)
+_IPV4 = re.compile(r"\b(?!127\.0\.0\.1\b|0\.0\.0\.0\b)(?:\d{1,3}\.){3}\d{1,3}\b")
 _LONG_OPAQUE = re.compile(r"\b[A-Za-z0-9_-]{40,}\b")
 # Lines never shown: passwords (the student image prints root's first password) and keys.
 _DROP = re.compile(r"(?i)passw|private key")
 _TRACE_START = re.compile(r"^\s*Traceback \(most recent call last\):|^goroutine \d+ \[|^panic: ")
 _FRAME = re.compile(r'^\s+File "|^\s+at [\w.$<>]+\(|^\s*\.\.\. \d+ more')
+# Banners and separators: nothing but punctuation after an optional "[tag]" prefix.
+_DECORATION = re.compile(r"^\s*(?:\[[^\]]*\]\s*)?[^A-Za-z0-9]*$")
 _CHAIN = re.compile(r"^(During handling of the above exception|The above exception was the direct cause)")
 
 
@@ -196,6 +200,7 @@ def redact(line: str) -> str:
     line = _TOKEN_WORD.sub(lambda m: f"{m.group(1)}{m.group(2)}{HIDDEN}", line)
     line = _URL_SECRET.sub(lambda m: f"{m.group(1)}{HIDDEN}", line)
     line = _HEX.sub(HIDDEN, line)
+    line = _IPV4.sub(HIDDEN, line)
     return _LONG_OPAQUE.sub(HIDDEN, line)
 
 
@@ -203,9 +208,10 @@ def safe_log_lines(lines: Iterable[str], limit: int = 8, width: int = 160) -> li
     """The last `limit` lines of a container log that are safe to show a student.
 
     Stack traces are left out (their frames name files and code; the exception line after
-    them stays), as are lines about passwords or private keys; paths under /var/lib and
-    /etc/jupyterhub, tokens (JUPYTERHUB_API_TOKEN=..., `token ...`, ?token=...), hex strings
-    of 32 characters or more and other long opaque strings are replaced by "[hidden]".
+    them stays), as are lines about passwords or private keys and separator lines; paths under
+    /var/lib and /etc/jupyterhub, tokens (JUPYTERHUB_API_TOKEN=..., `token ...`, ?token=...),
+    hex strings of 32 characters or more, other long opaque strings and IPv4 addresses (other
+    than 127.0.0.1 and 0.0.0.0) are replaced by "[hidden]".
     Terminal escapes and control characters are removed, long lines shortened.
     """
     out: list[str] = []
@@ -221,7 +227,7 @@ def safe_log_lines(lines: Iterable[str], limit: int = 8, width: int = 160) -> li
                 if not line.strip() or line[:1].isspace():
                     continue
                 in_trace = False
-            if not line.strip() or _FRAME.match(line) or _CHAIN.match(line) or _DROP.search(line):
+            if _DECORATION.match(line) or _FRAME.match(line) or _CHAIN.match(line) or _DROP.search(line):
                 continue
             line = redact(line)
             if len(line) > width:

@@ -230,11 +230,11 @@ class WorkshopSpawner(DockerSpawner):
 
     async def _answers(self, url: str) -> bool:
         try:
-            await AsyncHTTPClient().fetch(url, follow_redirects=False, raise_error=False,
-                                          connect_timeout=1, request_timeout=2)
+            response = await AsyncHTTPClient().fetch(url, follow_redirects=False, raise_error=False,
+                                                     connect_timeout=1, request_timeout=2)
         except (OSError, HTTPClientError, StreamClosedError):
             return False
-        return True
+        return response.code != 599  # any HTTP status means the server is up
 
     async def _wait_until_answering(self, ip_port: tuple[str, int], deadline: float) -> None:
         """Wait for any HTTP answer at the server's /api (what JupyterHub waits for next),
