@@ -13,6 +13,7 @@ for the suites after it.
 """
 import os
 import pathlib
+import re
 
 import pytest
 import testinfra
@@ -24,6 +25,9 @@ PORTS = {
 }
 PASSWORD = "Workshop-e2e-2026!"
 ARTIFACTS = pathlib.Path(os.environ.get("MLW_ARTIFACTS_DIR", "/tmp/ml-workshop-e2e-artifacts"))
+# The approval link's exact text: has_text="Authorize" would also match "Unauthorize" and
+# un-approve a student who is approved already.
+AUTHORIZE = re.compile(r"^\s*Authorize\s*$")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -88,7 +92,7 @@ def approve(browser, base, su_password, user, shot=None):
     page = ctx.new_page()
     login(page, base, "superuser", su_password)
     page.goto(f"{base}/hub/authorize")
-    link = page.locator(f"a[href$='authorize/{user}']", has_text="Authorize")
+    link = page.locator(f"a[href$='authorize/{user}']", has_text=AUTHORIZE)
     if link.count():
         link.click()
         page.wait_for_load_state("networkidle")

@@ -15,6 +15,7 @@ import time
 import pytest
 from conftest import (
     ARTIFACTS,
+    AUTHORIZE,
     PASSWORD,
     PORTS,
     PREFIX,
@@ -111,7 +112,7 @@ def test_student_of_npu1_is_refused_on_npu2(host, browser):
     page = ctx.new_page()
     login(page, base, "superuser", su_pw)
     page.goto(f"{base}/hub/authorize")
-    link = page.locator("a[href$='authorize/alice']", has_text="Authorize")
+    link = page.locator("a[href$='authorize/alice']", has_text=AUTHORIZE)
     if link.count():
         link.click()
         page.wait_for_load_state("networkidle")
