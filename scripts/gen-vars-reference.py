@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generate docs/variables.md from every role's meta/argument_specs.yml.
 
-    .venv/bin/python scripts/gen-vars-reference.py          # writes docs/variables.md
-    .venv/bin/python scripts/gen-vars-reference.py --check  # exit 1 when the file is stale
+.venv/bin/python scripts/gen-vars-reference.py          # writes docs/variables.md
+.venv/bin/python scripts/gen-vars-reference.py --check  # exit 1 when the file is stale
 """
+
 import pathlib
 import sys
 
@@ -21,7 +22,12 @@ def _text(value):
 def _default(spec):
     if "default" not in spec:
         return "*required*" if spec.get("required") else ""
-    dumped = yaml.safe_dump(spec["default"], default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
+    dumped = (
+        yaml.safe_dump(spec["default"], default_flow_style=True, width=10_000)
+        .strip()
+        .removesuffix("...")
+        .strip()
+    )
     return "`" + dumped.replace("|", "\\|") + "`"
 
 

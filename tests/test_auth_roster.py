@@ -6,7 +6,7 @@ from ml_workshop.auth import roster_allows
 @pytest.mark.parametrize(
     "user, roster, admins, expected",
     [
-        ("alice", set(), {"superuser"}, True),          # no roster: everyone approved may log in
+        ("alice", set(), {"superuser"}, True),  # no roster: everyone approved may log in
         ("alice", {"alice", "carol"}, {"superuser"}, True),
         ("bob", {"alice", "carol"}, {"superuser"}, False),
         ("superuser", {"alice"}, {"superuser"}, True),  # admins are never locked out
@@ -34,5 +34,7 @@ def test_roster_config_turns_allow_all_off():
 
     import yaml
 
-    wiring = yaml.safe_load((pathlib.Path(__file__).parent.parent / "group_vars" / "npu_servers.yml").read_text())
+    wiring = yaml.safe_load(
+        (pathlib.Path(__file__).parent.parent / "group_vars" / "npu_servers.yml").read_text()
+    )
     assert "c.Authenticator.allow_all = False" in wiring["hub_extra_config"]

@@ -31,7 +31,9 @@ def test_recipe_is_the_images_block_of_the_shared_config():
     assert r["images_user_base_image"] == "ml-workshop/platform:bookworm-abc"
     assert r["images_hcie_envs"][0]["requirements"] == "/r/tests/fixtures/hcie/requirements-env0.txt"
     assert "ansible_managed" in r and "workshop_extra_ca_certificates" in r
-    assert all(k.startswith("images_") or k in {"ansible_managed", "workshop_extra_ca_certificates"} for k in r)
+    assert all(
+        k.startswith("images_") or k in {"ansible_managed", "workshop_extra_ca_certificates"} for k in r
+    )
 
 
 def test_no_scenario_overrides_the_test_image_recipe():
@@ -40,7 +42,9 @@ def test_no_scenario_overrides_the_test_image_recipe():
     lean variant, which it sets in converge.yml on purpose."""
     recipe_keys = set(image_vars.recipe(REPO / ".config/molecule/config.yml", {}))
     recipe_keys -= {"ansible_managed", "workshop_extra_ca_certificates"}
-    for mol in list(REPO.glob("roles/*/molecule/*/molecule.yml")) + list(REPO.glob("molecule/*/molecule.yml")):
+    for mol in list(REPO.glob("roles/*/molecule/*/molecule.yml")) + list(
+        REPO.glob("molecule/*/molecule.yml")
+    ):
         text = mol.read_text()
         clash = [k for k in recipe_keys if f"{k}:" in text]
         assert not clash, f"{mol} overrides the shared test image recipe: {clash}"
@@ -49,7 +53,11 @@ def test_no_scenario_overrides_the_test_image_recipe():
 def test_timing_table(tmp_path):
     summary = "PASS yamllint                                 3s\nFAIL molecule hub/default   300s\nTOTAL wall time  400s\n"
     rows = timing.parse(summary)
-    assert rows == [("PASS", "yamllint", 3), ("FAIL", "molecule hub/default", 300), ("TOTAL", "wall time", 400)]
+    assert rows == [
+        ("PASS", "yamllint", 3),
+        ("FAIL", "molecule hub/default", 300),
+        ("TOTAL", "wall time", 400),
+    ]
     block = timing.table(rows, "note")
     assert "| molecule hub/default | fail | 300 s |" in block and "400 s (6.7 min)" in block
     readme = tmp_path / "README.md"

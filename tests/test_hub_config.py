@@ -1,4 +1,5 @@
 """hubconfig: the settings file -> JupyterHub config mapping."""
+
 import json
 
 import pytest
@@ -10,24 +11,60 @@ def settings(tmp_path, culler=True):
     (tmp_path / "api_token").write_text("tok\n")
     (tmp_path / "proxy_token").write_text("ptok\n")
     return {
-        "title": "T", "port": 28000, "public_ip": "", "hub_ip": "172.31.240.1",
-        "hub_connect_ip": "172.31.240.1", "hub_port": 8081, "proxy_api_port": 8001,
-        "proxy_command": "/nonexistent/chp", "python": "/venv/bin/python",
-        "db_url": "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite", "state_dir": "/var/lib/jupyterhub",
+        "title": "T",
+        "port": 28000,
+        "public_ip": "",
+        "hub_ip": "172.31.240.1",
+        "hub_connect_ip": "172.31.240.1",
+        "hub_port": 8081,
+        "proxy_api_port": 8001,
+        "proxy_command": "/nonexistent/chp",
+        "python": "/venv/bin/python",
+        "db_url": "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite",
+        "state_dir": "/var/lib/jupyterhub",
         "templates_dir": "/etc/jupyterhub/templates",
-        "secrets": {"cookie_secret": str(tmp_path / "cookie"), "proxy_token": str(tmp_path / "proxy_token"),
-                    "api_token": str(tmp_path / "api_token")},
-        "auth": {"admin_users": ["superuser"], "open_signup": False, "minimum_password_length": 8,
-                 "allowed_failed_logins": 5, "seconds_before_next_try": 300},
+        "secrets": {
+            "cookie_secret": str(tmp_path / "cookie"),
+            "proxy_token": str(tmp_path / "proxy_token"),
+            "api_token": str(tmp_path / "api_token"),
+        },
+        "auth": {
+            "admin_users": ["superuser"],
+            "open_signup": False,
+            "minimum_password_length": 8,
+            "allowed_failed_logins": 5,
+            "seconds_before_next_try": 300,
+        },
         "culler": {"enabled": culler, "timeout": 3600, "every": 300},
-        "spawner": {"image": "img", "profiles": {}, "pull_policy": "never", "network": "ml-workshop",
-                    "cmd": ["jupyterhub-singleuser"], "mem_limit": "1G", "cpu_limit": 1.0, "pids_limit": 256,
-                    "shm_size": "256m", "start_timeout": 60, "http_timeout": 30, "npu_policy": "exclusive",
-                    "npu_ids": [0, 1], "npu_per_user": 1, "npu_static_map": {}, "npu_runtime": "devices",
-                    "npu_access": {}, "work_root": "/srv/w", "work_uid": 1001, "work_gid": 1002,
-                    "content_dir": "/srv/c",
-                    "ssh_port_range": [22222, 22999], "ssh_reserved_ports": [28000], "ssh_host": "h",
-                    "cap_add": ["DAC_OVERRIDE"], "no_new_privileges": True, "env": {"A": 1}},
+        "spawner": {
+            "image": "img",
+            "profiles": {},
+            "pull_policy": "never",
+            "network": "ml-workshop",
+            "cmd": ["jupyterhub-singleuser"],
+            "mem_limit": "1G",
+            "cpu_limit": 1.0,
+            "pids_limit": 256,
+            "shm_size": "256m",
+            "start_timeout": 60,
+            "http_timeout": 30,
+            "npu_policy": "exclusive",
+            "npu_ids": [0, 1],
+            "npu_per_user": 1,
+            "npu_static_map": {},
+            "npu_runtime": "devices",
+            "npu_access": {},
+            "work_root": "/srv/w",
+            "work_uid": 1001,
+            "work_gid": 1002,
+            "content_dir": "/srv/c",
+            "ssh_port_range": [22222, 22999],
+            "ssh_reserved_ports": [28000],
+            "ssh_host": "h",
+            "cap_add": ["DAC_OVERRIDE"],
+            "no_new_privileges": True,
+            "env": {"A": 1},
+        },
     }
 
 

@@ -1,6 +1,7 @@
 """The hub page templates of roles/hub/templates/pages/ rendered as JupyterHub 5.5.4 loads them
 (our directory first, JupyterHub's under the "templates/" prefix), with a refused start.
 Needs jupyterhub (its templates); skipped where it is not installed."""
+
 import pathlib
 import re
 from types import SimpleNamespace
@@ -22,17 +23,39 @@ PAGES = pathlib.Path(__file__).parent.parent / "roles" / "hub" / "templates" / "
 def env():
     base = JupyterHub()._template_paths_default()[0]
     # what the role's template task writes: the .j2 rendered once by Ansible
-    ours = {f.name.removesuffix(".j2"): Environment().from_string(f.read_text()).render(ansible_managed="managed")
-            for f in PAGES.glob("*.html.j2")}
-    return Environment(autoescape=True, loader=ChoiceLoader([
-        PrefixLoader({"templates": FileSystemLoader([base])}, "/"), DictLoader(ours), FileSystemLoader([base])]))
+    ours = {
+        f.name.removesuffix(".j2"): Environment().from_string(f.read_text()).render(ansible_managed="managed")
+        for f in PAGES.glob("*.html.j2")
+    }
+    return Environment(
+        autoescape=True,
+        loader=ChoiceLoader(
+            [
+                PrefixLoader({"templates": FileSystemLoader([base])}, "/"),
+                DictLoader(ours),
+                FileSystemLoader([base]),
+            ]
+        ),
+    )
 
 
 def namespace():
-    user = SimpleNamespace(name="bob", admin=False, escaped_name="bob", spawner=SimpleNamespace(options_form=""))
-    return {"base_url": "/hub/", "prefix": "/", "user": user, "static_url": lambda p, **_: "/static/" + p,
-            "login_url": "/hub/login", "logout_url": "/hub/logout", "version_hash": "x", "services": [],
-            "parsed_scopes": {}, "expanded_scopes": set(), "xsrf": "x"}
+    user = SimpleNamespace(
+        name="bob", admin=False, escaped_name="bob", spawner=SimpleNamespace(options_form="")
+    )
+    return {
+        "base_url": "/hub/",
+        "prefix": "/",
+        "user": user,
+        "static_url": lambda p, **_: "/static/" + p,
+        "login_url": "/hub/login",
+        "logout_url": "/hub/logout",
+        "version_hash": "x",
+        "services": [],
+        "parsed_scopes": {},
+        "expanded_scopes": set(),
+        "xsrf": "x",
+    }
 
 
 def text(html):
@@ -46,8 +69,14 @@ def refusal():
 def test_error_page_of_a_refused_start_shows_the_words_and_try_again(env):
     e = refusal()
     html = env.get_template("error.html").render(
-        status_code=409, status_message="Conflict", message=e.jupyterhub_message,
-        message_html=e.jupyterhub_html_message, exception=e, extra_error_html="", **namespace())
+        status_code=409,
+        status_message="Conflict",
+        message=e.jupyterhub_message,
+        message_html=e.jupyterhub_html_message,
+        exception=e,
+        extra_error_html="",
+        **namespace(),
+    )
     assert "Your server could not start" in html
     assert "No free NPU on this server: all 4 NPUs are in use" in text(html)
     assert "409" not in text(html) and "Conflict" not in text(html)
@@ -57,8 +86,14 @@ def test_error_page_of_a_refused_start_shows_the_words_and_try_again(env):
 def test_other_errors_keep_jupyterhubs_page(env):
     e = web.HTTPError(404)
     html = env.get_template("error.html").render(
-        status_code=404, status_message="Not Found", message="", message_html="", exception=e,
-        extra_error_html="", **namespace())
+        status_code=404,
+        status_message="Not Found",
+        message="",
+        message_html="",
+        exception=e,
+        extra_error_html="",
+        **namespace(),
+    )
     assert "404 : Not Found" in text(html)
     assert "mlw-refusal-title" not in html and "data-reason" not in html
 
@@ -66,9 +101,14 @@ def test_other_errors_keep_jupyterhubs_page(env):
 def test_failed_start_page_shows_the_words_the_log_and_try_again(env):
     e = refusals.StartRefused(messages.EXITED, code=3, retry_url="/hub/spawn/bob", log=["boom <b>"])
     html = env.get_template("not_running.html").render(
-        failed=True, exception=e, failed_message=e.jupyterhub_message,
-        failed_html_message=e.jupyterhub_html_message, spawn_url="/hub/spawn/bob", server_name="",
-        **namespace())
+        failed=True,
+        exception=e,
+        failed_message=e.jupyterhub_message,
+        failed_html_message=e.jupyterhub_html_message,
+        spawn_url="/hub/spawn/bob",
+        server_name="",
+        **namespace(),
+    )
     assert "Your server stopped right after it started (exit code 3)." in text(html)
     assert "boom &lt;b&gt;" in html
     assert "Spawn failed" not in html
@@ -77,12 +117,14 @@ def test_failed_start_page_shows_the_words_the_log_and_try_again(env):
 
 def test_not_running_without_a_failure_is_jupyterhubs(env):
     html = env.get_template("not_running.html").render(
-        failed=False, spawn_url="/hub/spawn/bob", server_name="", **namespace())
+        failed=False, spawn_url="/hub/spawn/bob", server_name="", **namespace()
+    )
     assert "Server not running" in text(html) and "mlw-refusal-title" not in html
 
 
 def test_spawn_pending_reloads_into_the_failure_page(env):
     html = env.get_template("spawn_pending.html").render(
-        spawner=SimpleNamespace(name=""), progress_url="/hub/api/users/bob/server/progress", **namespace())
+        spawner=SimpleNamespace(name=""), progress_url="/hub/api/users/bob/server/progress", **namespace()
+    )
     assert "EventSource" in html  # JupyterHub's progress script is kept
     assert "bg-danger" in html and "location.reload" in html

@@ -1,12 +1,20 @@
 """The students' words for a refused or failed start (src/ml_workshop/messages.py)."""
+
 import re
 
 import pytest
 
 from ml_workshop import messages
 
-SAMPLE = {"total": 4, "needed": 1, "free": 0, "image": "ml-workshop-user:latest", "name": "_bob",
-          "seconds": 60, "code": 3}
+SAMPLE = {
+    "total": 4,
+    "needed": 1,
+    "free": 0,
+    "image": "ml-workshop-user:latest",
+    "name": "_bob",
+    "seconds": 60,
+    "code": 3,
+}
 INTERNAL = re.compile(r"/var/lib|/etc/jupyterhub|hub_[a-z_]+|Traceback|docker|HTTP \d{3}")
 
 
@@ -38,7 +46,8 @@ def test_npu_full_keeps_the_documented_wording():
     e = messages.explain(messages.NPU_FULL, total=8, needed=4, free=0)
     assert e.plain == (
         "No free NPU on this server: all 8 NPUs are in use by other students' servers "
-        "(4 needed, 0 free). Please try again later or ask the organisers.")
+        "(4 needed, 0 free). Please try again later or ask the organisers."
+    )
 
 
 def test_image_missing_names_the_environment_image():

@@ -1,4 +1,5 @@
 """Unit tests for ml_workshop.npu (the Ascend roles' parsing and decision logic)."""
+
 import pytest
 
 from ml_workshop import npu
@@ -199,7 +200,11 @@ def test_driver_steps_fresh_driver_first_with_full_flags():
     steps = npu.driver_steps({"driver": "install", "firmware": "install"}, PKGS)
     assert [s["component"] for s in steps] == ["driver", "firmware"]
     assert steps[0]["args"] == [
-        "--nox11", "--full", "--quiet", "--install-username=HwHiAiUser", "--install-usergroup=HwHiAiUser",
+        "--nox11",
+        "--full",
+        "--quiet",
+        "--install-username=HwHiAiUser",
+        "--install-usergroup=HwHiAiUser",
         "--install-for-all",
     ]
     assert steps[1]["args"] == ["--nox11", "--full", "--quiet"] and steps[1]["ok_rcs"] == [0, 2]
@@ -218,14 +223,23 @@ def test_driver_steps_nothing_and_partial():
     steps = npu.driver_steps({"driver": "none", "firmware": "upgrade"}, PKGS)
     assert [s["component"] for s in steps] == ["firmware"]
     steps = npu.driver_steps({"driver": "install", "firmware": "none"}, PKGS, "run", "u", "g", False)
-    assert steps[0]["args"] == ["--nox11", "--run", "--quiet", "--install-username=u", "--install-usergroup=g"]
+    assert steps[0]["args"] == [
+        "--nox11",
+        "--run",
+        "--quiet",
+        "--install-username=u",
+        "--install-usergroup=g",
+    ]
     with pytest.raises(ValueError):
         npu.driver_steps({"driver": "refuse-downgrade", "firmware": "none"}, PKGS)
 
 
 def test_cann_steps():
     steps = npu.cann_steps(["kernels", "toolkit"], {"toolkit": "upgrade", "kernels": "install"}, PKGS)
-    assert [(s["component"], s["args"][1]) for s in steps] == [("toolkit", "--upgrade"), ("kernels", "--install")]
+    assert [(s["component"], s["args"][1]) for s in steps] == [
+        ("toolkit", "--upgrade"),
+        ("kernels", "--install"),
+    ]
     steps = npu.cann_steps(["toolkit", "kernels"], {"toolkit": "none", "kernels": "none"}, PKGS)
     assert steps == []
     steps = npu.cann_steps(["toolkit"], {"toolkit": "install"}, PKGS, for_all=False)
@@ -251,16 +265,24 @@ def test_image_cann_version(image, version):
 
 
 def test_image_pairing_problems_name_the_variable_and_the_pairing():
-    images = {"images_user_base_image": "quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11",
-              "images_hcie_base_image": "quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.10",
-              "images_openclaw_base_image": "debian:bookworm-slim"}
+    images = {
+        "images_user_base_image": "quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11",
+        "images_hcie_base_image": "quay.io/ascend/cann:8.0.rc1-910b-ubuntu22.04-py3.10",
+        "images_openclaw_base_image": "debian:bookworm-slim",
+    }
     problems = npu.image_pairing_problems(images, "24.1.rc1")
     assert len(problems) == 1
     assert "images_user_base_image" in problems[0] and "8.2.rc1" in problems[0]
     assert "pairs with driver 25.0.rc1" in problems[0] and "24.1.rc1" in problems[0]
     assert npu.image_pairing_problems(images, "") == []  # the host's driver is not known
-    assert npu.image_pairing_problems({"images_user_base_image": images["images_user_base_image"]}, "25.0.rc1") == []
+    assert (
+        npu.image_pairing_problems({"images_user_base_image": images["images_user_base_image"]}, "25.0.rc1")
+        == []
+    )
     unknown = npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1")
     assert unknown and "not in the table" in unknown[0]
     extra = [{"driver": "24.1.rc1", "firmware": "", "cann": "9.9.9"}]
-    assert npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1", list(npu.KNOWN_PAIRINGS) + extra) == []
+    assert (
+        npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1", list(npu.KNOWN_PAIRINGS) + extra)
+        == []
+    )

@@ -1,6 +1,7 @@
 """One source per setting: the contracts between the roles' defaults, their argument_specs, the
 spawner's trait defaults and the images. Each test fails when two places that must agree drift.
 Static (YAML and the spawner's source), so it needs neither Ansible nor JupyterHub."""
+
 import ast
 import inspect
 import re
@@ -49,12 +50,16 @@ def test_role_defaults_equal_argument_specs_defaults(role):
             problems.append(f"{name}: in defaults/main.yml but not in meta/argument_specs.yml")
         elif "default" in opts[name]:
             if opts[name]["default"] != value:
-                problems.append(f"{name}: defaults/main.yml {value!r} != argument_specs {opts[name]['default']!r}")
+                problems.append(
+                    f"{name}: defaults/main.yml {value!r} != argument_specs {opts[name]['default']!r}"
+                )
         elif not _templated(value):
             problems.append(f"{name}: argument_specs documents no default, defaults/main.yml has {value!r}")
     for name, opt in opts.items():
         if "default" in opt and name not in defaults:
-            problems.append(f"{name}: argument_specs documents default {opt['default']!r} the role does not have")
+            problems.append(
+                f"{name}: argument_specs documents default {opt['default']!r} the role does not have"
+            )
     assert not problems, f"{role.name}:\n  " + "\n  ".join(problems)
 
 
@@ -117,7 +122,9 @@ def test_student_uid_gid_is_one_setting():
     template = (REPO / "roles/hub/templates/ml-workshop.json.j2").read_text()
     assert '"work_uid": hub_work_uid | int' in template and '"work_gid": hub_work_gid | int' in template
     hubconfig = (REPO / "src/ml_workshop/hubconfig.py").read_text()
-    assert 'ws.work_uid = int(sp["work_uid"])' in hubconfig and 'ws.work_gid = int(sp["work_gid"])' in hubconfig
+    assert (
+        'ws.work_uid = int(sp["work_uid"])' in hubconfig and 'ws.work_gid = int(sp["work_gid"])' in hubconfig
+    )
 
 
 def _set_anywhere(variable):
@@ -150,8 +157,11 @@ def test_one_jupyterhub_version_for_hub_and_images():
 
 def test_filters_are_used():
     """Every filter a role's plugin exposes is used by some role task, template or default."""
-    texts = "\n".join(p.read_text() for p in REPO.glob("roles/**/*") if p.is_file()
-                      and p.suffix in (".yml", ".j2") and "molecule" not in p.parts)
+    texts = "\n".join(
+        p.read_text()
+        for p in REPO.glob("roles/**/*")
+        if p.is_file() and p.suffix in (".yml", ".j2") and "molecule" not in p.parts
+    )
     for plugin in REPO.glob("roles/*/filter_plugins/*.py"):
         if plugin.is_symlink():
             continue
@@ -171,7 +181,12 @@ def test_no_assert_repeats_argument_specs_choices(role):
         for task in yaml.safe_load(tasks.read_text()) or []:
             that = (task.get("ansible.builtin.assert") or task.get("assert") or {}).get("that")
             text = " ".join(that) if isinstance(that, list) else str(that or "")
-            looped = {str(i.get("name")) for i in task.get("loop") or [] if isinstance(i, dict) and "choices" in i}
-            repeats += [f"{tasks.name}: {task.get('name')} ({v})" for v in choice_vars
-                        if that and (re.search(rf"\b{v}\s+in\s+\[", text) or v in looped)]
+            looped = {
+                str(i.get("name")) for i in task.get("loop") or [] if isinstance(i, dict) and "choices" in i
+            }
+            repeats += [
+                f"{tasks.name}: {task.get('name')} ({v})"
+                for v in choice_vars
+                if that and (re.search(rf"\b{v}\s+in\s+\[", text) or v in looped)
+            ]
     assert not repeats, repeats

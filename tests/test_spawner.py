@@ -1,5 +1,6 @@
 """WorkshopSpawner wiring, without Docker: the Docker API call is replaced by a fake.
 Needs jupyterhub + dockerspawner (the hub venv); skipped where they are not installed."""
+
 import asyncio
 from types import SimpleNamespace
 
@@ -10,15 +11,24 @@ pytest.importorskip("dockerspawner")
 from ml_workshop import container  # noqa: E402
 from ml_workshop.spawner import WorkshopSpawner  # noqa: E402
 
-ACCESS = {"npu_device_pattern": "/dev/davinci{id}", "devices": ["/dev/davinci_manager"],
-          "mounts": ["/usr/local/dcmi:/usr/local/dcmi:ro"]}
+ACCESS = {
+    "npu_device_pattern": "/dev/davinci{id}",
+    "devices": ["/dev/davinci_manager"],
+    "mounts": ["/usr/local/dcmi:/usr/local/dcmi:ro"],
+}
 
 
 def make(tmp_path, name, running=(), **kw):
     user = SimpleNamespace(name=name, url=f"/user/{name}/", id=1, escaped_name=name)
-    sp = WorkshopSpawner(user=user, npu_ids=[0, 1, 2, 3], npu_access=ACCESS,
-                         state_file=str(tmp_path / "state.json"), work_root=str(tmp_path / "work"),
-                         content_dir="/srv/content", **kw)
+    sp = WorkshopSpawner(
+        user=user,
+        npu_ids=[0, 1, 2, 3],
+        npu_access=ACCESS,
+        state_file=str(tmp_path / "state.json"),
+        work_root=str(tmp_path / "work"),
+        content_dir="/srv/content",
+        **kw,
+    )
 
     async def fake_docker(method, *args, **kwargs):
         assert method == "containers"

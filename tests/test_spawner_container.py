@@ -26,7 +26,9 @@ def test_volumes_only_own_work_dir_and_content_ro():
         "/srv/w/alice": {"bind": "/home/student/work", "mode": "rw"},
         "/srv/content": {"bind": "/home/student/workshop", "mode": "ro"},
     }
-    assert container.volumes("/srv/w", "bob", "") == {"/srv/w/bob": {"bind": "/home/student/work", "mode": "rw"}}
+    assert container.volumes("/srv/w", "bob", "") == {
+        "/srv/w/bob": {"bind": "/home/student/work", "mode": "rw"}
+    }
 
 
 def test_docker_socket_refused():
@@ -35,14 +37,24 @@ def test_docker_socket_refused():
 
 
 def test_host_config_devices_caps_limits():
-    cfg = container.host_config(npu_ids=[2, 1], npu_access=ACCESS, npu_runtime="devices",
-                                ssh_port=22223, pids_limit=512, shm_size="2g")
+    cfg = container.host_config(
+        npu_ids=[2, 1],
+        npu_access=ACCESS,
+        npu_runtime="devices",
+        ssh_port=22223,
+        pids_limit=512,
+        shm_size="2g",
+    )
     assert cfg["devices"] == [
-        "/dev/davinci1:/dev/davinci1:rwm", "/dev/davinci2:/dev/davinci2:rwm",
-        "/dev/davinci_manager:/dev/davinci_manager:rwm", "/dev/devmm_svm:/dev/devmm_svm:rwm",
+        "/dev/davinci1:/dev/davinci1:rwm",
+        "/dev/davinci2:/dev/davinci2:rwm",
+        "/dev/davinci_manager:/dev/davinci_manager:rwm",
+        "/dev/devmm_svm:/dev/devmm_svm:rwm",
         "/dev/hisi_hdc:/dev/hisi_hdc:rwm",
     ]
-    assert cfg["cap_drop"] == ["ALL"] and "DAC_OVERRIDE" in cfg["cap_add"] and "SYS_ADMIN" not in cfg["cap_add"]
+    assert (
+        cfg["cap_drop"] == ["ALL"] and "DAC_OVERRIDE" in cfg["cap_add"] and "SYS_ADMIN" not in cfg["cap_add"]
+    )
     assert cfg["privileged"] is False
     assert cfg["pids_limit"] == 512 and cfg["shm_size"] == "2g"
     assert cfg["port_bindings"] == {22: ("0.0.0.0", 22223)}
@@ -67,15 +79,26 @@ def test_npu_binds_read_only():
 
 
 def test_environment_merges_cache_settings():
-    env = container.environment(npu_ids=[1], ssh_port=22230, ssh_host="h",
-                                extra_env={"PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/"})
-    assert env == {"PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/", "ASCEND_VISIBLE_DEVICES": "1",
-                   "MLW_SSH_PORT": "22230", "MLW_SSH_HOST": "h"}
+    env = container.environment(
+        npu_ids=[1],
+        ssh_port=22230,
+        ssh_host="h",
+        extra_env={"PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/"},
+    )
+    assert env == {
+        "PIP_INDEX_URL": "http://c:3141/root/pypi/+simple/",
+        "ASCEND_VISIBLE_DEVICES": "1",
+        "MLW_SSH_PORT": "22230",
+        "MLW_SSH_HOST": "h",
+    }
 
 
 def test_labels():
     assert container.labels("bob", [1, 0], 22224) == {
-        "ml-workshop.user": "bob", "ml-workshop.npus": "0,1", "ml-workshop.ssh-port": "22224"}
+        "ml-workshop.user": "bob",
+        "ml-workshop.npus": "0,1",
+        "ml-workshop.ssh-port": "22224",
+    }
 
 
 def test_connection_details_vscode_snippet():
@@ -83,8 +106,11 @@ def test_connection_details_vscode_snippet():
     assert d["command"] == "ssh -p 22224 root@npu1.lab"
     assert "Host ml-workshop-bob\n    HostName npu1.lab\n    Port 22224\n    User root\n" == d["vscode"]
     assert connection_details("eve", {"ssh_ports": {}}, "h") is None
+
+
 def test_init_on():
     from ml_workshop import container
+
     assert container.host_config(npu_ids=[], npu_access={}, npu_runtime="devices", ssh_port=1)["init"] is True
 
 

@@ -1,6 +1,7 @@
 """Why a start fails, as the student and the admin are told (spawner + refusals + messages),
 without Docker: DockerSpawner.start and the Docker API calls are replaced by fakes.
 Needs jupyterhub + dockerspawner (the hub venv); skipped where they are not installed."""
+
 import asyncio
 import logging
 import time
@@ -52,8 +53,13 @@ def make(tmp_path, name="bob", docker=None, escaped=None, **kw):
     user = SimpleNamespace(name=name, url=f"/user/{name}/", id=1, escaped_name=escaped or name)
     kw.setdefault("npu_policy", "exclusive")
     kw.setdefault("npu_ids", [0, 1])
-    sp = WorkshopSpawner(user=user, npu_access={}, state_file=str(tmp_path / "state.json"),
-                         work_root=str(tmp_path / "work"), **kw)
+    sp = WorkshopSpawner(
+        user=user,
+        npu_access={},
+        state_file=str(tmp_path / "state.json"),
+        work_root=str(tmp_path / "work"),
+        **kw,
+    )
     sp.docker = docker or FakeDocker()
     sp.log = logging.getLogger("test-spawner")
     sp._ensure_work_dir = lambda: None
@@ -77,6 +83,7 @@ def answers(monkeypatch, value):
     async def fake(self, url):
         fake.urls.append(url)
         return value
+
     fake.urls = []
     monkeypatch.setattr(WorkshopSpawner, "_answers", fake)
     return fake
@@ -95,7 +102,11 @@ def test_refusal_carries_the_words_for_every_page_and_the_api():
     assert 'data-reason="npu_full"' in e.jupyterhub_html_message
     assert e.log_message % e.args == e.jupyterhub_message  # what the REST API answers
     assert (e.mlw_reason, e.mlw_words.title, e.mlw_words.retry, e.mlw_retry_url) == (
-        "npu_full", "Your server could not start", "Try again", "/hub/spawn/bob")
+        "npu_full",
+        "Your server could not start",
+        "Try again",
+        "/hub/spawn/bob",
+    )
     pct = refusals.StartRefused(messages.EXITED, code=1, log=["100% done"])
     assert pct.log_message % pct.args == pct.jupyterhub_message
     assert "100% done" in str(pct)
@@ -103,14 +114,22 @@ def test_refusal_carries_the_words_for_every_page_and_the_api():
 
 def test_docker_errors_are_sorted_into_reasons():
     assert refusals.reason_of_docker_error(docker_errors.ImageNotFound("x")) == messages.IMAGE_MISSING
-    no_image = docker_errors.APIError("404 Client Error", response=_response(404),
-                                      explanation="No such image: course:1")
+    no_image = docker_errors.APIError(
+        "404 Client Error", response=_response(404), explanation="No such image: course:1"
+    )
     assert refusals.reason_of_docker_error(no_image) == messages.IMAGE_MISSING
     other_404 = docker_errors.APIError("404", response=_response(404), explanation="No such container")
     assert refusals.reason_of_docker_error(other_404) == messages.START_FAILED
-    assert refusals.reason_of_docker_error(requests.exceptions.ConnectionError("x")) == messages.DOCKER_UNAVAILABLE
-    assert refusals.reason_of_docker_error(docker_errors.DockerException(
-        "Error while fetching server API version")) == messages.DOCKER_UNAVAILABLE
+    assert (
+        refusals.reason_of_docker_error(requests.exceptions.ConnectionError("x"))
+        == messages.DOCKER_UNAVAILABLE
+    )
+    assert (
+        refusals.reason_of_docker_error(
+            docker_errors.DockerException("Error while fetching server API version")
+        )
+        == messages.DOCKER_UNAVAILABLE
+    )
     assert refusals.reason_of_docker_error(OSError("disk full")) == messages.START_FAILED
 
 
@@ -130,8 +149,10 @@ def test_no_free_npu_is_refused_with_the_documented_message_and_logged(tmp_path,
     with caplog.at_level(logging.WARNING, "test-spawner"):
         e = refused(sp)
     assert e.status_code == 409
-    assert e.jupyterhub_message == ("No free NPU on this server: all 1 NPUs are in use by other students' "
-                                    "servers (1 needed, 0 free). Please try again later or ask the organisers.")
+    assert e.jupyterhub_message == (
+        "No free NPU on this server: all 1 NPUs are in use by other students' "
+        "servers (1 needed, 0 free). Please try again later or ask the organisers."
+    )
     assert e.mlw_retry_url == "/hub/spawn/bob"
     assert "Start of bob's server refused [npu_full]" in caplog.text
 
@@ -139,6 +160,7 @@ def test_no_free_npu_is_refused_with_the_documented_message_and_logged(tmp_path,
 def test_missing_image_is_named_and_the_npus_go_back(tmp_path, docker_start):
     def missing(sp):
         raise docker_errors.ImageNotFound("No such image: course:1")
+
     docker_start["do"] = missing
     sp = make(tmp_path, image="course:1")
     e = refused(sp)
@@ -150,18 +172,21 @@ def test_missing_image_is_named_and_the_npus_go_back(tmp_path, docker_start):
 def test_docker_not_answering(tmp_path, docker_start):
     def down(sp):
         raise requests.exceptions.ConnectionError("Connection aborted")
+
     docker_start["do"] = down
     assert refused(make(tmp_path)).mlw_reason == messages.DOCKER_UNAVAILABLE
 
 
 def test_container_exiting_at_once_shows_its_safe_last_lines(tmp_path, docker_start, monkeypatch):
     answers(monkeypatch, False)
-    log = (b"[mlw-start] SSH root password (generated on the first start): pw123\n"
-           b"course: cannot read the notebook list\n"
-           b"JUPYTERHUB_API_TOKEN=" + TOKEN.encode() + b"\n"
-           b"Traceback (most recent call last):\n"
-           b'  File "/var/lib/x.py", line 1\n'
-           b"ValueError: bad config in /etc/jupyterhub/secret.py\n")
+    log = (
+        b"[mlw-start] SSH root password (generated on the first start): pw123\n"
+        b"course: cannot read the notebook list\n"
+        b"JUPYTERHUB_API_TOKEN=" + TOKEN.encode() + b"\n"
+        b"Traceback (most recent call last):\n"
+        b'  File "/var/lib/x.py", line 1\n'
+        b"ValueError: bad config in /etc/jupyterhub/secret.py\n"
+    )
     sp = make(tmp_path, docker=FakeDocker(state={"Running": False, "ExitCode": 3, "Error": ""}, log=log))
     t0 = time.monotonic()
     e = refused(sp)
@@ -177,6 +202,7 @@ def test_container_exiting_at_once_shows_its_safe_last_lines(tmp_path, docker_st
 def test_container_gone_before_its_address_was_read_counts_as_exited(tmp_path, docker_start):
     def vanished(sp):
         raise KeyError("ml-workshop-net")
+
     docker_start["do"] = vanished
     e = refused(make(tmp_path, docker=FakeDocker(state="gone")))
     assert e.mlw_reason == messages.EXITED
@@ -214,6 +240,7 @@ def test_a_server_that_answers_starts(tmp_path, docker_start, monkeypatch):
 def test_unexpected_errors_still_reach_the_student_in_words(tmp_path, docker_start):
     def broken(sp):
         raise OSError("No space left on device: /var/lib/docker/tmp")
+
     docker_start["do"] = broken
     e = refused(make(tmp_path))
     assert e.mlw_reason == messages.START_FAILED

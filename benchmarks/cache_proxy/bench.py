@@ -11,6 +11,7 @@ Needs: apt-cacher-ng installed (apt-get install apt-cacher-ng; the service need 
 a virtualenv with devpi-server (created under /tmp if --devpi-venv is not given), network access
 to PyPI and deb.debian.org (directly or through the environment's proxy settings).
 """
+
 import argparse
 import collections
 import json
@@ -28,9 +29,18 @@ import time
 import urllib.request
 
 WHEELS = [  # small, pure-Python, pinned: the same bytes in every run
-    "six==1.16.0", "idna==3.7", "packaging==24.1", "certifi==2024.7.4", "urllib3==2.2.2",
-    "charset-normalizer==3.3.2", "requests==2.32.3", "attrs==23.2.0", "pluggy==1.5.0", "iniconfig==2.0.0",
-    "numpy==1.26.4", "pandas==2.2.2",  # two large ones (about 30 MB together)
+    "six==1.16.0",
+    "idna==3.7",
+    "packaging==24.1",
+    "certifi==2024.7.4",
+    "urllib3==2.2.2",
+    "charset-normalizer==3.3.2",
+    "requests==2.32.3",
+    "attrs==23.2.0",
+    "pluggy==1.5.0",
+    "iniconfig==2.0.0",
+    "numpy==1.26.4",
+    "pandas==2.2.2",  # two large ones (about 30 MB together)
 ]
 # A few small and a few larger .debs (about 27 MB together) from the main archive.
 DEB_PACKAGES = ["hello", "sl", "tree", "bc", "pv", "figlet", "cowsay", "vim-runtime", "libicu72", "cpp-12"]
@@ -40,6 +50,7 @@ DEBIAN = "http://deb.debian.org/debian/"
 def free_port():
     """A free loopback port below 32768 (apt-cacher-ng 3.7 fails to bind higher ones here)."""
     import random
+
     for _ in range(200):
         port = random.randint(20000, 32000)
         with socket.socket() as s:
@@ -72,9 +83,22 @@ def pip_client(args):
     """One client: pip download of the whole wheel set (fresh dir, no pip cache)."""
     barrier, index_url, wheels, workdir = args
     dest = tempfile.mkdtemp(dir=workdir)
-    cmd = [sys.executable, "-m", "pip", "download", "--isolated", "--no-cache-dir", "--no-deps",
-           "--disable-pip-version-check", "-q", "-d", dest, "--only-binary=:all:",
-           "--timeout", "60"]  # as cache_client_pip_timeout sets in pip.conf
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--isolated",
+        "--no-cache-dir",
+        "--no-deps",
+        "--disable-pip-version-check",
+        "-q",
+        "-d",
+        dest,
+        "--only-binary=:all:",
+        "--timeout",
+        "60",
+    ]  # as cache_client_pip_timeout sets in pip.conf
     env = dict(os.environ)
     for k in ("PIP_CONSTRAINT", "PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL"):
         env.pop(k, None)
@@ -130,16 +154,33 @@ def start_devpi(venv, workdir, request_timeout):
             subprocess.run([sys.executable, "-m", "venv", venv], check=True)
             subprocess.run([os.path.join(venv, "bin", "pip"), "install", "-q", "devpi-server"], check=True)
     serverdir = os.path.join(workdir, "devpi")
-    subprocess.run([os.path.join(venv, "bin", "devpi-init"), "--serverdir", serverdir],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [os.path.join(venv, "bin", "devpi-init"), "--serverdir", serverdir], check=True, capture_output=True
+    )
     port = free_port()
     log = open(os.path.join(workdir, "devpi.log"), "w")
-    env = dict(os.environ, REQUESTS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt",
-               SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt")
-    proc = subprocess.Popen([os.path.join(venv, "bin", "devpi-server"), "--serverdir", serverdir,
-                             "--host", "127.0.0.1", "--port", str(port),
-                             "--request-timeout", str(request_timeout)],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    env = dict(
+        os.environ,
+        REQUESTS_CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt",
+        SSL_CERT_FILE="/etc/ssl/certs/ca-certificates.crt",
+    )
+    proc = subprocess.Popen(
+        [
+            os.path.join(venv, "bin", "devpi-server"),
+            "--serverdir",
+            serverdir,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--request-timeout",
+            str(request_timeout),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/+api")
     # As the role does after installing: load PyPI's project list once (devpi fetches it on first
@@ -147,8 +188,9 @@ def start_devpi(venv, workdir, request_timeout):
     t0 = time.time()
     wait_http(url + "/root/pypi/+simple/pip/", timeout=300)
     prime = time.time() - t0
-    version = subprocess.run([os.path.join(venv, "bin", "devpi-server"), "--version"],
-                             capture_output=True, text=True).stdout.strip()
+    version = subprocess.run(
+        [os.path.join(venv, "bin", "devpi-server"), "--version"], capture_output=True, text=True
+    ).stdout.strip()
     return proc, url, os.path.join(workdir, "devpi.log"), f"{version} (project list primed in {prime:.1f}s)"
 
 
@@ -160,11 +202,17 @@ def start_acng(workdir):
     os.makedirs(os.path.join(conf, "log"))
     port = free_port()
     with open(os.path.join(conf, "acng.conf"), "w") as f:
-        f.write(f"CacheDir: {conf}/cache\nLogDir: {conf}/log\nSupportDir: /usr/lib/apt-cacher-ng\n"
-                f"Port: {port}\nBindAddress: 127.0.0.1\nSocketPath: {conf}/socket\n"
-                f"Remap-debrep: file:deb_mirror*.gz /debian ; {DEBIAN}\nForeGround: 1\n")
-    proc = subprocess.Popen(["/usr/sbin/apt-cacher-ng", "-c", conf, "ForeGround=1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        f.write(
+            f"CacheDir: {conf}/cache\nLogDir: {conf}/log\nSupportDir: /usr/lib/apt-cacher-ng\n"
+            f"Port: {port}\nBindAddress: 127.0.0.1\nSocketPath: {conf}/socket\n"
+            f"Remap-debrep: file:deb_mirror*.gz /debian ; {DEBIAN}\nForeGround: 1\n"
+        )
+    proc = subprocess.Popen(
+        ["/usr/sbin/apt-cacher-ng", "-c", conf, "ForeGround=1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     end = time.time() + 60
     while True:
         try:
@@ -173,41 +221,58 @@ def start_acng(workdir):
         except OSError:
             if time.time() > end or proc.poll() is not None:
                 proc.kill()
-                raise SystemExit(f"apt-cacher-ng did not listen on {port}; see {conf}/log/apt-cacher.err")
+                raise SystemExit(
+                    f"apt-cacher-ng did not listen on {port}; see {conf}/log/apt-cacher.err"
+                ) from None
             time.sleep(0.3)
     return proc, f"http://127.0.0.1:{port}", os.path.join(conf, "log", "apt-cacher.log")
 
 
 def deb_urls():
-    out = subprocess.run(["apt-cache", "show", "--no-all-versions"] + DEB_PACKAGES,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["apt-cache", "show", "--no-all-versions"] + DEB_PACKAGES, capture_output=True, text=True
+    ).stdout
     # Security updates live in another archive: keep the main archive's files only.
     return [DEBIAN + m for m in re.findall(r"^Filename: (\S+)$", out, re.M) if "/updates/" not in m]
 
 
 def summarize(name, wall, out, bad):
     times = sorted(o[0] for o in out)
-    return {"round": name, "wall_s": round(wall, 2), "client_median_s": round(times[len(times) // 2], 2),
-            "client_max_s": round(times[-1], 2), "failed_clients": len(bad),
-            "files_per_client": sorted({o[2] for o in out})}
+    return {
+        "round": name,
+        "wall_s": round(wall, 2),
+        "client_median_s": round(times[len(times) // 2], 2),
+        "client_max_s": round(times[-1], 2),
+        "failed_clients": len(bad),
+        "files_per_client": sorted({o[2] for o in out}),
+    }
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--devpi-venv", default="")
-    ap.add_argument("--devpi-request-timeout", type=int, default=30,
-                    help="devpi --request-timeout (the role's default; devpi's own is 5)")
+    ap.add_argument(
+        "--devpi-request-timeout",
+        type=int,
+        default=30,
+        help="devpi --request-timeout (the role's default; devpi's own is 5)",
+    )
     ap.add_argument("--skip-apt", action="store_true")
     ap.add_argument("--skip-pip", action="store_true")
     a = ap.parse_args()
     n = a.clients
     work = tempfile.mkdtemp(prefix="mlw-cache-bench-")
     procs = []
-    results = {"machine": {"cpus": os.cpu_count(), "arch": platform.machine(),
-                           "os": platform.freedesktop_os_release().get("PRETTY_NAME", "?"),
-                           "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
-               "clients": n}
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "arch": platform.machine(),
+            "os": platform.freedesktop_os_release().get("PRETTY_NAME", "?"),
+            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        },
+        "clients": n,
+    }
     try:
         if not a.skip_pip:
             proc, url, log, version = start_devpi(a.devpi_venv, work, a.devpi_request_timeout)
@@ -225,27 +290,43 @@ def main():
                 shutil.copy(log, keep)
                 rounds[0]["devpi_log"] = keep
             fetches = collections.Counter(
-                m.split("/")[-1] for m in re.findall(r"reading remote: URL\('(https?://[^']+\.whl)'", text))
-            results["devpi"] = {"version": version, "request_timeout": a.devpi_request_timeout, "wheels": len(WHEELS), "rounds": rounds,
-                                "upstream_fetches_per_wheel": dict(sorted(fetches.items())),
-                                "cold_over_warm": round(rounds[0]["wall_s"] / rounds[1]["wall_s"], 1),
-                                "direct_over_warm": round(rounds[2]["wall_s"] / rounds[1]["wall_s"], 1)}
+                m.split("/")[-1] for m in re.findall(r"reading remote: URL\('(https?://[^']+\.whl)'", text)
+            )
+            results["devpi"] = {
+                "version": version,
+                "request_timeout": a.devpi_request_timeout,
+                "wheels": len(WHEELS),
+                "rounds": rounds,
+                "upstream_fetches_per_wheel": dict(sorted(fetches.items())),
+                "cold_over_warm": round(rounds[0]["wall_s"] / rounds[1]["wall_s"], 1),
+                "direct_over_warm": round(rounds[2]["wall_s"] / rounds[1]["wall_s"], 1),
+            }
         if not a.skip_apt:
             proc, url, log = start_acng(work)
             procs.append(proc)
             urls = deb_urls()
             rounds = []
-            for name, proxy in (("apt-cacher-ng cold", url), ("apt-cacher-ng warm", url), ("direct from deb.debian.org", "")):
+            for name, proxy in (
+                ("apt-cacher-ng cold", url),
+                ("apt-cacher-ng warm", url),
+                ("direct from deb.debian.org", ""),
+            ):
                 wall, out, bad = run_round(deb_client, n, lambda b, p=proxy: (b, p, urls))
                 rounds.append(summarize(name, wall, out, bad))
                 if bad:
                     rounds[-1]["first_error"] = bad[0][3]
-            incoming = collections.Counter(line.split("|")[4].strip().split("/")[-1] for line in open(log)
-                                           if line.split("|")[1:2] == ["I"] and line.rstrip().endswith(".deb"))
-            results["apt_cacher_ng"] = {"debs": len(urls), "rounds": rounds,
-                                        "upstream_fetches_per_deb": dict(sorted(incoming.items())),
-                                        "cold_over_warm": round(rounds[0]["wall_s"] / rounds[1]["wall_s"], 1),
-                                        "direct_over_warm": round(rounds[2]["wall_s"] / rounds[1]["wall_s"], 1)}
+            incoming = collections.Counter(
+                line.split("|")[4].strip().split("/")[-1]
+                for line in open(log)
+                if line.split("|")[1:2] == ["I"] and line.rstrip().endswith(".deb")
+            )
+            results["apt_cacher_ng"] = {
+                "debs": len(urls),
+                "rounds": rounds,
+                "upstream_fetches_per_deb": dict(sorted(incoming.items())),
+                "cold_over_warm": round(rounds[0]["wall_s"] / rounds[1]["wall_s"], 1),
+                "direct_over_warm": round(rounds[2]["wall_s"] / rounds[1]["wall_s"], 1),
+            }
     finally:
         for p in procs:
             os.killpg(p.pid, signal.SIGTERM)

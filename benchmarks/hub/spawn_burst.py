@@ -9,6 +9,7 @@ Stdlib only. Run it on the hub host (see README.md in this directory).
   python3 spawn_burst.py [-n 20] [--url http://127.0.0.1:28000] \
       [--token-file /etc/jupyterhub/secrets/api_token] [--prefix bench] [--keep]
 """
+
 import argparse
 import json
 import statistics
@@ -19,8 +20,7 @@ import urllib.request
 
 
 def call(base, token, method, path, timeout=300):
-    req = urllib.request.Request(base + path, method=method,
-                                 headers={"Authorization": "token " + token})
+    req = urllib.request.Request(base + path, method=method, headers={"Authorization": "token " + token})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             body = r.read()
@@ -99,12 +99,16 @@ def main():
     fails = {u: err for u, (v, err) in results.items() if err}
     print(f"users: {a.n}  started: {len(ok)}  failures: {len(fails)}  burst wall time: {wall:.1f} s")
     if ok:
-        print(f"spawn latency s: p50 {pct(ok, 50):.2f}  p95 {pct(ok, 95):.2f}  max {max(ok):.2f}"
-              f"  mean {statistics.mean(ok):.2f}")
+        print(
+            f"spawn latency s: p50 {pct(ok, 50):.2f}  p95 {pct(ok, 95):.2f}  max {max(ok):.2f}"
+            f"  mean {statistics.mean(ok):.2f}"
+        )
     if api_lat:
         ms = [x * 1000 for x in api_lat]
-        print(f"hub API latency during burst ms ({len(ms)} samples): p50 {pct(ms, 50):.1f}"
-              f"  p95 {pct(ms, 95):.1f}  max {max(ms):.1f}")
+        print(
+            f"hub API latency during burst ms ({len(ms)} samples): p50 {pct(ms, 50):.1f}"
+            f"  p95 {pct(ms, 95):.1f}  max {max(ms):.1f}"
+        )
     for u, err in sorted(fails.items())[:10]:
         print(f"  failed {u}: {str(err)[:200]}")
     if not a.keep:

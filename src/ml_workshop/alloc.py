@@ -90,7 +90,10 @@ def allocate_npus(policy, ids, username, current, per_user=1, static_map=None):
         raise AllocationError(
             f"No free NPU on this server: all {len(ids)} NPUs are in use by other students' servers "
             f"({per_user} needed, {len(free)} free). Please try again later or ask the organisers.",
-            messages.NPU_FULL, total=len(ids), needed=per_user, free=len(free),
+            messages.NPU_FULL,
+            total=len(ids),
+            needed=per_user,
+            free=len(free),
         )
     return free[:per_user]
 

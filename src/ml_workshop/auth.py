@@ -6,6 +6,7 @@ pre-approved at sign-up, skipping the admin's approval at /hub/authorize. The ro
 filters: a student not on this server's roster cannot log in (admins always can); approval still
 happens as usual.
 """
+
 from nativeauthenticator import NativeAuthenticator
 from traitlets import Set, Unicode
 

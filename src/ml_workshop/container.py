@@ -15,8 +15,15 @@ STUDENT_HOME = "/home/student"
 # What sshd (privilege separation, login as `student`) and the NPU driver (DCMI needs
 # CAP_DAC_OVERRIDE, docs/ascend.md#container-access) need once every capability has been dropped.
 DEFAULT_CAP_ADD = (
-    "CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL",
-    "NET_BIND_SERVICE", "SYS_CHROOT", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETUID",
+    "SETGID",
+    "KILL",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "AUDIT_WRITE",
 )
 
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -71,9 +78,19 @@ def npu_binds(npu_ids, access):
     return out
 
 
-def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.0.0",
-                pids_limit=2048, shm_size="2g", cap_add=DEFAULT_CAP_ADD, no_new_privileges=True,
-                init=True):
+def host_config(
+    *,
+    npu_ids,
+    npu_access,
+    npu_runtime,
+    ssh_port,
+    ssh_bind_ip="0.0.0.0",
+    pids_limit=2048,
+    shm_size="2g",
+    cap_add=DEFAULT_CAP_ADD,
+    no_new_privileges=True,
+    init=True,
+):
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
     SSH port, limits and capabilities. Never privileged, never the Docker socket."""
     cfg = {
@@ -104,11 +121,13 @@ def host_config(*, npu_ids, npu_access, npu_runtime, ssh_port, ssh_bind_ip="0.0.
 
 def environment(*, npu_ids, ssh_port, ssh_host, extra_env=None):
     env = dict(extra_env or {})
-    env.update({
-        "ASCEND_VISIBLE_DEVICES": format_id_list(npu_ids),
-        "MLW_SSH_PORT": str(ssh_port),
-        "MLW_SSH_HOST": ssh_host,
-    })
+    env.update(
+        {
+            "ASCEND_VISIBLE_DEVICES": format_id_list(npu_ids),
+            "MLW_SSH_PORT": str(ssh_port),
+            "MLW_SSH_HOST": ssh_host,
+        }
+    )
     return env
 
 
@@ -130,12 +149,7 @@ def check_no_docker_socket(vols):
 
 def vscode_snippet(host_alias, host, port, user="root"):
     """An ~/.ssh/config entry for VS Code Remote-SSH."""
-    return (
-        f"Host {host_alias}\n"
-        f"    HostName {host}\n"
-        f"    Port {port}\n"
-        f"    User {user}\n"
-    )
+    return f"Host {host_alias}\n    HostName {host}\n    Port {port}\n    User {user}\n"
 
 
 def connection_details(username, state, ssh_host, alias_prefix="ml-workshop", ssh_user="root"):

@@ -25,12 +25,18 @@ def services_and_roles(s, python):
     """Pure: hub-managed idle culler + the automation service, each with a scoped role."""
     services, roles = [], []
     if s["culler"]["enabled"]:
-        services.append({
-            "name": "idle-culler",
-            "command": [python, "-m", "jupyterhub_idle_culler",
-                        f"--timeout={int(s['culler']['timeout'])}",
-                        f"--cull-every={int(s['culler']['every'])}"],
-        })
+        services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    python,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={int(s['culler']['timeout'])}",
+                    f"--cull-every={int(s['culler']['every'])}",
+                ],
+            }
+        )
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
     services.append({"name": "ml-workshop-api", "api_token": read_secret(s["secrets"]["api_token"])})
     roles.append({"name": "ml-workshop-api", "scopes": API_SCOPES, "services": ["ml-workshop-api"]})
@@ -56,17 +62,18 @@ def apply(c, s):
     hub.hub_ip = s["hub_ip"]
     hub.hub_port = int(s["hub_port"])
     hub.hub_connect_ip = s["hub_connect_ip"]
-    hub.cleanup_servers = False          # a hub restart keeps students' servers
+    hub.cleanup_servers = False  # a hub restart keeps students' servers
     hub.db_url = s["db_url"]
     hub.cookie_secret_file = sec["cookie_secret"]
     hub.pid_file = os.path.join(s["state_dir"], "jupyterhub.pid")
     hub.template_paths = [s["templates_dir"]]
     hub.template_vars = {"workshop_title": s["title"], "announcement_login": s.get("announcement", "")}
     hub.shutdown_on_logout = False
-    hub.default_url = "/hub/home"        # log in to the home page; the student starts the server
+    hub.default_url = "/hub/home"  # log in to the home page; the student starts the server
     hub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
     hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
     from ml_workshop.handlers import ConnectionHandler
+
     hub.extra_handlers = [(r"/connection", ConnectionHandler)]
     hub.services, hub.load_roles = services_and_roles(s, s["python"])
 
@@ -76,7 +83,7 @@ def apply(c, s):
 
     a = s["auth"]
     c.Authenticator.admin_users = set(a["admin_users"])
-    c.Authenticator.allow_all = True     # NativeAuthenticator's approval decides who logs in
+    c.Authenticator.allow_all = True  # NativeAuthenticator's approval decides who logs in
     c.NativeAuthenticator.open_signup = bool(a["open_signup"])
     c.NativeAuthenticator.minimum_password_length = int(a["minimum_password_length"])
     c.NativeAuthenticator.check_common_password = True
@@ -89,7 +96,7 @@ def apply(c, s):
     if len(sp.get("profiles", {})) > 1:
         ws.allowed_images = sp["profiles"]
     ws.pull_policy = sp["pull_policy"]
-    ws.remove = True                     # a fresh container per start; work lives on the host
+    ws.remove = True  # a fresh container per start; work lives on the host
     ws.network_name = sp["network"]
     ws.use_internal_ip = True
     ws.cmd = sp["cmd"]

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # The reasons a start is refused or fails, as the spawner knows them.
-NPU_FULL: Final = "npu_full"                # exclusive policy, not enough free NPUs
-SSH_PORTS_FULL: Final = "ssh_ports_full"    # hub_ssh_port_range used up
-IMAGE_MISSING: Final = "image_missing"      # the environment image is not on this host
-BAD_NAME: Final = "bad_name"                # the user name cannot name a container / directory
+NPU_FULL: Final = "npu_full"  # exclusive policy, not enough free NPUs
+SSH_PORTS_FULL: Final = "ssh_ports_full"  # hub_ssh_port_range used up
+IMAGE_MISSING: Final = "image_missing"  # the environment image is not on this host
+BAD_NAME: Final = "bad_name"  # the user name cannot name a container / directory
 DOCKER_UNAVAILABLE: Final = "docker_unavailable"  # the Docker daemon does not answer
-START_TIMEOUT: Final = "start_timeout"      # no answer from the server in time
-EXITED: Final = "exited"                    # the container stopped right after it started
-START_FAILED: Final = "start_failed"        # anything else; the hub log has the details
+START_TIMEOUT: Final = "start_timeout"  # no answer from the server in time
+EXITED: Final = "exited"  # the container stopped right after it started
+START_FAILED: Final = "start_failed"  # anything else; the hub log has the details
 
 # Each reason's parameters: exactly the placeholders its text may use.
 PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -45,15 +45,15 @@ DEFAULT_LANGUAGE: Final = "en"
 
 @dataclass(frozen=True)
 class Entry:
-    text: str   # what happened, in plain words
-    next: str   # what the student can do about it
+    text: str  # what happened, in plain words
+    next: str  # what the student can do about it
 
 
 @dataclass(frozen=True)
 class Catalog:
-    title: str          # heading of the page that shows the refusal
-    retry: str          # label of the button that starts again
-    log_heading: str    # introduces the container's last log lines
+    title: str  # heading of the page that shows the refusal
+    retry: str  # label of the button that starts again
+    log_heading: str  # introduces the container's last log lines
     reasons: Mapping[str, Entry] = field(default_factory=dict)
 
 
@@ -149,8 +149,9 @@ class Explanation:
         return "".join(parts)
 
 
-def explain(reason: str, language: str = DEFAULT_LANGUAGE, log: Iterable[str] = (),
-            **params: object) -> Explanation:
+def explain(
+    reason: str, language: str = DEFAULT_LANGUAGE, log: Iterable[str] = (), **params: object
+) -> Explanation:
     """The words for `reason` with its parameters (see PARAMS). An unknown reason is
     explained as START_FAILED; a missing parameter raises KeyError."""
     cat = catalog(language)
@@ -178,7 +179,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _PATH = re.compile(r"(?:/var/lib|/etc/jupyterhub)(?:/[^\s'\"`,;)\]}>]*)?")
 # NAME=value / NAME: value where NAME says token, secret, key, password, cookie.
 _SECRET_ASSIGN = re.compile(
-    r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|COOKIE)[A-Z0-9_]*)(\s*[=:]\s*)\S+")
+    r"(?i)\b([A-Z0-9_]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|COOKIE)[A-Z0-9_]*)(\s*[=:]\s*)\S+"
+)
 _TOKEN_WORD = re.compile(r"(?i)\b(token|bearer)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 _URL_SECRET = re.compile(r"(?i)([?&](?:token|_xsrf|access_token|code|state)=)[^&\s]+")
 _HEX = re.compile(r"\b[0-9a-fA-F]{32,}\b")

@@ -4,11 +4,12 @@ file contents through the filter plugin roles/ascend_driver/filter_plugins/ascen
 
 Sources for the formats are in docs/ascend.md (cited per function).
 """
+
 from __future__ import annotations
 
-from .alloc import parse_id_list
-
 import re
+
+from .alloc import parse_id_list
 
 # PCI vendor id of Huawei and the device ids of the Ascend chips
 # (docs/ascend.md#hardware-detection, ascend-deployer playbooks/facts/npu_info.fact.j2).
@@ -377,8 +378,14 @@ def expand_visible_devices(spec, present) -> list:
 # Installer runs (docs/ascend.md#install-order, ascend-deployer task_driver_common.yml / task_firmware.yml /
 # task_toolkit.yml)
 # ---------------------------------------------------------------------------------------------
-def driver_steps(actions: dict, packages: dict, install_type: str = "full", user: str = "HwHiAiUser",
-                 group: str = "HwHiAiUser", for_all: bool = True) -> list:
+def driver_steps(
+    actions: dict,
+    packages: dict,
+    install_type: str = "full",
+    user: str = "HwHiAiUser",
+    group: str = "HwHiAiUser",
+    for_all: bool = True,
+) -> list:
     """Ordered installer runs for the driver and firmware. actions: {'driver': a, 'firmware': a}
     with a from install_action() ('refuse-downgrade' must have been refused before).
     Fresh host (driver action 'install'): driver then firmware. Otherwise firmware then driver.
@@ -394,7 +401,13 @@ def driver_steps(actions: dict, packages: dict, install_type: str = "full", user
         "action": da,
         "file": packages.get("driver", ""),
         "args": (
-            ["--nox11", f"--{install_type}", "--quiet", f"--install-username={user}", f"--install-usergroup={group}"]
+            [
+                "--nox11",
+                f"--{install_type}",
+                "--quiet",
+                f"--install-username={user}",
+                f"--install-usergroup={group}",
+            ]
             + (["--install-for-all"] if for_all else [])
         )
         if da == "install"
@@ -473,7 +486,10 @@ def image_pairing_problems(images: dict, driver: str, table=None) -> list:
         if not cann or not pairing_problems(driver=driver, cann=cann, table=table):
             continue
         drivers = sorted({str(r.get("driver")) for r in table if _same(cann, str(r.get("cann", "")))})
-        pairs = (f"which pairs with driver {' or '.join(drivers)}" if drivers
-                 else "which is not in the table of known pairings")
+        pairs = (
+            f"which pairs with driver {' or '.join(drivers)}"
+            if drivers
+            else "which is not in the table of known pairings"
+        )
         problems.append(f"{var} {image} carries CANN {cann}, {pairs}, but the host's driver is {driver}")
     return problems

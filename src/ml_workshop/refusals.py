@@ -37,9 +37,16 @@ class StartRefused(web.HTTPError):
 
     `detail` is for the admin only (it goes to the hub log, never to the student)."""
 
-    def __init__(self, reason: str, *, language: str = messages.DEFAULT_LANGUAGE,
-                 log: Iterable[str] = (), retry_url: str = "", detail: str = "",
-                 **params: object) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        language: str = messages.DEFAULT_LANGUAGE,
+        log: Iterable[str] = (),
+        retry_url: str = "",
+        detail: str = "",
+        **params: object,
+    ) -> None:
         words = messages.explain(reason, language, log=log, **params)
         super().__init__(STATUS.get(words.reason, 500), words.plain)  # tornado escapes any %
         self.mlw_reason = words.reason

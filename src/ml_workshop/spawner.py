@@ -48,8 +48,9 @@ class WorkshopSpawner(DockerSpawner):
     no_new_privileges = Bool(True, config=True)
     docker_init = Bool(True, config=True, help="run docker-init as PID 1")
     container_env = Dict(config=True, help="extra environment (cache proxy client settings)")
-    start_margin = Float(2.0, config=True,
-                         help="seconds our own deadline keeps before JupyterHub's start_timeout")
+    start_margin = Float(
+        2.0, config=True, help="seconds our own deadline keeps before JupyterHub's start_timeout"
+    )
     log_tail_lines = Integer(8, config=True, help="container log lines shown when it exits at once")
 
     # users whose spawn is in progress in this hub process: their allocation is not stale
@@ -64,9 +65,7 @@ class WorkshopSpawner(DockerSpawner):
         return StateStore(self.state_file)
 
     async def _running_users(self):
-        found = await self.docker(
-            "containers", filters={"label": container.LABEL_USER, "status": "running"}
-        )
+        found = await self.docker("containers", filters={"label": container.LABEL_USER, "status": "running"})
         return {c["Labels"].get(container.LABEL_USER) for c in found}
 
     def _ensure_work_dir(self):
@@ -106,9 +105,15 @@ class WorkshopSpawner(DockerSpawner):
             vols.update(container.npu_binds(ids, self.npu_access))
         self.volumes = container.check_no_docker_socket(vols)
         self.extra_host_config = container.host_config(
-            npu_ids=ids, npu_access=self.npu_access, npu_runtime=self.npu_runtime,
-            ssh_port=port, ssh_bind_ip=self.ssh_bind_ip, pids_limit=self.pids_limit,
-            shm_size=self.shm_size, cap_add=self.cap_add, no_new_privileges=self.no_new_privileges,
+            npu_ids=ids,
+            npu_access=self.npu_access,
+            npu_runtime=self.npu_runtime,
+            ssh_port=port,
+            ssh_bind_ip=self.ssh_bind_ip,
+            pids_limit=self.pids_limit,
+            shm_size=self.shm_size,
+            cap_add=self.cap_add,
+            no_new_privileges=self.no_new_privileges,
             init=self.docker_init,
         )
         self.extra_create_kwargs = {
@@ -140,11 +145,17 @@ class WorkshopSpawner(DockerSpawner):
                 raise
             except Exception as e:
                 self.log.exception("Unexpected error starting %s's server", user)
-                raise self._refuse(refusals.reason_of_docker_error(e), detail=repr(e),
-                                   image=self.image) from e
+                raise self._refuse(
+                    refusals.reason_of_docker_error(e), detail=repr(e), image=self.image
+                ) from e
         except refusals.StartRefused as e:
-            self.log.warning("Start of %s's server refused [%s]: %s%s", user, e.mlw_reason,
-                             e.jupyterhub_message, f" ({e.mlw_detail})" if e.mlw_detail else "")
+            self.log.warning(
+                "Start of %s's server refused [%s]: %s%s",
+                user,
+                e.mlw_reason,
+                e.jupyterhub_message,
+                f" ({e.mlw_detail})" if e.mlw_detail else "",
+            )
             raise
         finally:
             self._spawning.discard(user)
@@ -162,8 +173,7 @@ class WorkshopSpawner(DockerSpawner):
         try:
             self._ensure_work_dir()
             self.apply_allocation(ids, port)
-            self.log.info("Starting %s with NPUs [%s], SSH port %s", user,
-                          alloc.format_id_list(ids), port)
+            self.log.info("Starting %s with NPUs [%s], SSH port %s", user, alloc.format_id_list(ids), port)
             ip_port = await self._start_container(deadline)
             await self._wait_until_answering(ip_port, deadline)
             return ip_port
@@ -180,8 +190,11 @@ class WorkshopSpawner(DockerSpawner):
         except web.HTTPError:
             raise
         except TimeoutError as e:
-            raise self._refuse(messages.START_TIMEOUT, seconds=self.start_timeout,
-                               detail="the container was not created and started in time") from e
+            raise self._refuse(
+                messages.START_TIMEOUT,
+                seconds=self.start_timeout,
+                detail="the container was not created and started in time",
+            ) from e
         except Exception as e:
             reason = refusals.reason_of_docker_error(e)
             if reason == messages.START_FAILED and self.container_id:
@@ -197,12 +210,14 @@ class WorkshopSpawner(DockerSpawner):
         """The language of the student's words (messages.CATALOGS); English for now."""
         return messages.DEFAULT_LANGUAGE
 
-    def _refuse(self, reason: str, *, log: Iterable[str] = (), detail: str = "",
-                **params: object) -> refusals.StartRefused:
+    def _refuse(
+        self, reason: str, *, log: Iterable[str] = (), detail: str = "", **params: object
+    ) -> refusals.StartRefused:
         base = self.hub.base_url if self.hub is not None else "/hub/"
         retry = url_path_join(base, "spawn", self.user.escaped_name, self.name or "")
-        return refusals.StartRefused(reason, language=self._language(), log=log, detail=detail,
-                                     retry_url=retry, **params)
+        return refusals.StartRefused(
+            reason, language=self._language(), log=log, detail=detail, retry_url=retry, **params
+        )
 
     async def _container_state(self) -> str | dict[str, Any] | None:
         """_RUNNING, None (gone) or Docker's State dict of a container that is not running."""
@@ -213,8 +228,9 @@ class WorkshopSpawner(DockerSpawner):
         state = info.get("State") or {}
         return _RUNNING if state.get("Running") else state
 
-    async def _exited(self, state: str | dict[str, Any] | None = None,
-                      detail: str = "") -> refusals.StartRefused:
+    async def _exited(
+        self, state: str | dict[str, Any] | None = None, detail: str = ""
+    ) -> refusals.StartRefused:
         """The refusal for a container that stopped on its own, with its safe last log lines."""
         st = state if isinstance(state, dict) else {}
         code = st.get("ExitCode", "unknown")
@@ -224,14 +240,18 @@ class WorkshopSpawner(DockerSpawner):
         except docker_errors.APIError:  # removed already: nothing to show
             lines = []
         error = st.get("Error") or ""
-        return self._refuse(messages.EXITED, code=code,
-                            log=messages.safe_log_lines(lines, limit=self.log_tail_lines),
-                            detail="; ".join(x for x in (f"Docker: {error}" if error else "", detail) if x))
+        return self._refuse(
+            messages.EXITED,
+            code=code,
+            log=messages.safe_log_lines(lines, limit=self.log_tail_lines),
+            detail="; ".join(x for x in (f"Docker: {error}" if error else "", detail) if x),
+        )
 
     async def _answers(self, url: str) -> bool:
         try:
-            response = await AsyncHTTPClient().fetch(url, follow_redirects=False, raise_error=False,
-                                                     connect_timeout=1, request_timeout=2)
+            response = await AsyncHTTPClient().fetch(
+                url, follow_redirects=False, raise_error=False, connect_timeout=1, request_timeout=2
+            )
         except (OSError, HTTPClientError, StreamClosedError):
             return False
         return response.code != 599  # any HTTP status means the server is up
@@ -253,8 +273,9 @@ class WorkshopSpawner(DockerSpawner):
             if ip and await self._answers(url):
                 return
             if loop.time() >= end:
-                raise self._refuse(messages.START_TIMEOUT, seconds=round(end - started),
-                                   detail=f"no answer at {url}")
+                raise self._refuse(
+                    messages.START_TIMEOUT, seconds=round(end - started), detail=f"no answer at {url}"
+                )
             await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
             pause = min(pause * 1.5, 2.0)
 

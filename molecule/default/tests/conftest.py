@@ -11,6 +11,7 @@ npu2 with 4 EMULATED NPUs) converged once by site.yml:
 Each suite either leaves the site as it found it or says in its docstring what it leaves behind
 for the suites after it.
 """
+
 import os
 import pathlib
 import re
@@ -29,8 +30,13 @@ ARTIFACTS = pathlib.Path(os.environ.get("MLW_ARTIFACTS_DIR", "/tmp/ml-workshop-e
 # un-approve a student who is approved already.
 AUTHORIZE = re.compile(r"^\s*Authorize\s*$")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 

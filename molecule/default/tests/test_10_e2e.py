@@ -6,6 +6,7 @@ signs up, `superuser` approves at /hub/authorize, the student logs in and Jupyte
 on the cache host, the NPUs are the ones the policy gave, and the SSH port shown works from the
 server. A student assigned to npu1 is refused on npu2.
 """
+
 import json
 import os
 import pathlib
@@ -133,4 +134,6 @@ def test_site_used_the_cached_student_image(host):
     manifest = os.environ.get("MLW_TEST_IMAGES_MANIFEST", "/var/cache/ml-workshop-test/images/manifest.json")
     cached = json.loads(pathlib.Path(manifest).read_text())["ml-workshop-user"]
     image_id = host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {cached['ref']}").strip()
-    assert image_id == cached["id"], "site.yml rebuilt the student image: its recipe drifted from the harness's"
+    assert image_id == cached["id"], (
+        "site.yml rebuilt the student image: its recipe drifted from the harness's"
+    )

@@ -16,6 +16,7 @@ on npu2's roster and, through a pre_spawn_hook, gives each one what makes their 
 the servers, containers, accounts, sign-ups, work directories and SSH port reservations of
 this suite's users are removed; alice's and bob's servers (test_10) keep running throughout.
 """
+
 import base64
 import re
 import textwrap
@@ -37,7 +38,7 @@ from conftest import (
 testinfra_hosts = [f"ansible://{PREFIX}-npu2"]
 
 SERVER = "npu2"
-NPUS = 4                                  # npu2's emulated NPUs (molecule.yml, prepare.yml)
+NPUS = 4  # npu2's emulated NPUs (molecule.yml, prepare.yml)
 CONFIG = "/etc/jupyterhub/jupyterhub_config.d/90-test-refusals.py"
 STATE = "/var/lib/jupyterhub/ml-workshop-state.json"
 DB = "/var/lib/jupyterhub/jupyterhub.sqlite"
@@ -46,17 +47,23 @@ HUB_PY = "/opt/jupyterhub/venv/bin/python"
 MISSING_IMAGE = "ml-workshop-missing:latest"
 # What each student's start gets (set by the pre_spawn_hook in CONFIG).
 CASES = {
-    "nora": {"image": MISSING_IMAGE},                            # NPUs full first, then the image
-    "xena": {"cmd": ["sh", "-c", textwrap.dedent("""\
+    "nora": {"image": MISSING_IMAGE},  # NPUs full first, then the image
+    "xena": {
+        "cmd": [
+            "sh",
+            "-c",
+            textwrap.dedent("""\
         echo 'course setup: reading the notebook list'
         echo 'course setup: the notebook list is empty, giving up'
         echo 'token file: /etc/jupyterhub/secrets/api_token'
         echo "JUPYTERHUB_API_TOKEN=$JUPYTERHUB_API_TOKEN"
         python3 -c 'import json; json.loads("{")'
-        exit 3""")]},
+        exit 3"""),
+        ]
+    },
     "tess": {"cmd": ["sh", "-c", "exec sleep 600"], "http_timeout": 5},
 }
-BAD_NAME = "_rf"                          # escapes to "-5frf": cannot start a directory name
+BAD_NAME = "_rf"  # escapes to "-5frf": cannot start a directory name
 FILLERS = [f"rffill{i}" for i in range(1, NPUS + 1)]  # names that need no escaping
 USERS = [*CASES, *FILLERS, BAD_NAME]
 HEX = re.compile(r"[0-9a-fA-F]{32,}")
@@ -67,7 +74,9 @@ class Hub:
 
     def __init__(self, host):
         self.base = base_url(SERVER)
-        self.headers = {"Authorization": "token " + host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()}
+        self.headers = {
+            "Authorization": "token " + host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()
+        }
 
     def __call__(self, method, path, **kw):
         return requests.request(method, f"{self.base}/hub/api{path}", headers=self.headers, timeout=60, **kw)
@@ -103,7 +112,9 @@ def write_file(host, path, text):
 
 def hub_python(host, code):
     """Run `code` with the hub's Python and our package (as the hub does)."""
-    write_file(host, "/tmp/test-refusals.py", "import sys\nsys.path.insert(0, '/opt/jupyterhub/lib')\n" + code)
+    write_file(
+        host, "/tmp/test-refusals.py", "import sys\nsys.path.insert(0, '/opt/jupyterhub/lib')\n" + code
+    )
     host.check_output(f"{HUB_PY} /tmp/test-refusals.py && rm -f /tmp/test-refusals.py")
 
 
@@ -153,7 +164,9 @@ def site(host, browser):
 
 
 def running(host):
-    return sorted(host.check_output("docker ps --filter label=ml-workshop.user --format '{{.Names}}'").split())
+    return sorted(
+        host.check_output("docker ps --filter label=ml-workshop.user --format '{{.Names}}'").split()
+    )
 
 
 def purge(host, hub):
@@ -172,7 +185,9 @@ def purge(host, hub):
                 time.sleep(1)  # still stopping
     finally:
         host.check_output("systemctl stop jupyterhub")
-        hub_python(host, textwrap.dedent(f"""\
+        hub_python(
+            host,
+            textwrap.dedent(f"""\
             import sqlite3
             from ml_workshop.store import StateStore
             with StateStore({STATE!r}).transaction() as st:
@@ -183,7 +198,8 @@ def purge(host, hub):
             with db:
                 db.executemany("DELETE FROM users_info WHERE username = ?", [(u,) for u in {USERS!r}])
             db.close()
-            """))
+            """),
+        )
         plain = [u for u in USERS if not u.startswith("_")]  # names DockerSpawner does not escape
         # a container that exited at once is kept for the admin's `docker logs` until the next start
         host.run("docker rm -f " + " ".join(f"ml-workshop-user-{u}" for u in plain))
@@ -224,8 +240,10 @@ def test_no_free_npu(site, host, browser):
     ctx, page = student_page(browser, "nora")
     press_start(page, site["base"])
     text = refusal(page, "1-npu-full")
-    assert (f"No free NPU on this server: all {NPUS} NPUs are in use by other students' servers "
-            "(1 needed, 0 free). Please try again later or ask the organisers.") in text
+    assert (
+        f"No free NPU on this server: all {NPUS} NPUs are in use by other students' servers "
+        "(1 needed, 0 free). Please try again later or ask the organisers."
+    ) in text
     site["nora"] = (ctx, page)
 
 
@@ -239,8 +257,9 @@ def test_try_again_tries_again_and_says_the_image_is_missing(site, host):
         page.get_by_role("button", name="Try again").click()
     text = refusal(page, "2-image-missing")
     assert "No free NPU" not in text, "Try again replayed the old error"
-    assert (f"The environment image {MISSING_IMAGE} is not installed on this server. "
-            "Please tell the organisers") in text
+    assert (
+        f"The environment image {MISSING_IMAGE} is not installed on this server. Please tell the organisers"
+    ) in text
     assert not re.search(r"(?i)docker|404|No such image", text)
     ctx.close()
 
@@ -289,7 +308,11 @@ def test_unusable_name_is_refused_in_words(site):
 
 def test_admin_reads_each_reason_with_the_user_in_the_hub_log(site, host):
     log = journal_since(host, site["since"])
-    for user, reason in [("nora", "npu_full"), ("nora", "image_missing"), ("xena", "exited"),
-                         ("tess", "start_timeout"), (BAD_NAME, "bad_name")]:
+    for user, reason in [
+        ("nora", "npu_full"),
+        ("nora", "image_missing"),
+        ("xena", "exited"),
+        ("tess", "start_timeout"),
+        (BAD_NAME, "bad_name"),
+    ]:
         assert f"Start of {user}'s server refused [{reason}]" in log, (user, reason)
-

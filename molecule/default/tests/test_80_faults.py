@@ -46,13 +46,23 @@ class Hub:
         return self.host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()
 
     def api(self, method, path, timeout=30, **kw):
-        return requests.request(method, f"{self.base}/hub/api{path}", timeout=timeout,
-                                headers={"Authorization": f"token {self.token}"}, **kw)
+        return requests.request(
+            method,
+            f"{self.base}/hub/api{path}",
+            timeout=timeout,
+            headers={"Authorization": f"token {self.token}"},
+            **kw,
+        )
 
     def user_server(self, user, path, method="GET", **kw):
         """A request to the student's own Jupyter server through the proxy (service token)."""
-        return requests.request(method, f"{self.base}/user/{user}{path}", timeout=30,
-                                headers={"Authorization": f"token {self.token}"}, **kw)
+        return requests.request(
+            method,
+            f"{self.base}/user/{user}{path}",
+            timeout=30,
+            headers={"Authorization": f"token {self.token}"},
+            **kw,
+        )
 
     def wait_api(self, timeout=180):
         deadline = time.time() + timeout
@@ -68,16 +78,25 @@ class Hub:
     def signup_and_approve(self, user):
         s = requests.Session()
         s.get(f"{self.base}/hub/signup")
-        s.post(f"{self.base}/hub/signup", data={
-            "username": user, "signup_password": PASSWORD, "signup_password_confirmation": PASSWORD,
-            "_xsrf": s.cookies.get("_xsrf", "")})
+        s.post(
+            f"{self.base}/hub/signup",
+            data={
+                "username": user,
+                "signup_password": PASSWORD,
+                "signup_password_confirmation": PASSWORD,
+                "_xsrf": s.cookies.get("_xsrf", ""),
+            },
+        )
         su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
         a = requests.Session()
         a.get(f"{self.base}/hub/login")
-        a.post(f"{self.base}/hub/login", data={"username": "superuser", "password": su,
-                                               "_xsrf": a.cookies.get("_xsrf", "")})
+        a.post(
+            f"{self.base}/hub/login",
+            data={"username": "superuser", "password": su, "_xsrf": a.cookies.get("_xsrf", "")},
+        )
         authorized = self.host.check_output(
-            f"sqlite3 {DB} \"select is_authorized from users_info where username='{user}'\"")
+            f"sqlite3 {DB} \"select is_authorized from users_info where username='{user}'\""
+        )
         if authorized.strip() != "1":
             a.get(f"{self.base}/hub/authorize/{user}")
 
@@ -124,19 +143,28 @@ class Hub:
     def snapshot(self):
         """What must never be lost, and what must stay consistent."""
         h = self.host
-        accounts = h.check_output(f"sqlite3 {DB} 'select username, is_authorized, hex(password) "
-                                  "from users_info order by username'")
+        accounts = h.check_output(
+            f"sqlite3 {DB} 'select username, is_authorized, hex(password) from users_info order by username'"
+        )
         state = json.loads(h.check_output(f"cat {STATE}"))
-        work = h.check_output(f"cd {WORK} && find . -type f \\( -name marker.txt -o -name root.shadow \\) "
-                              "| sort | xargs -r sha256sum")
+        work = h.check_output(
+            f"cd {WORK} && find . -type f \\( -name marker.txt -o -name root.shadow \\) "
+            "| sort | xargs -r sha256sum"
+        )
         running = {}
         for line in h.check_output(
-                "docker ps --filter label=ml-workshop.user --format "
-                "'{{.Label \"ml-workshop.user\"}} {{.Label \"ml-workshop.npus\"}}'").splitlines():
+            "docker ps --filter label=ml-workshop.user --format "
+            '\'{{.Label "ml-workshop.user"}} {{.Label "ml-workshop.npus"}}\''
+        ).splitlines():
             user, _, npus = line.partition(" ")
             running[user] = npus
-        return {"accounts": accounts, "ssh_ports": state["ssh_ports"], "npus": state["npus"],
-                "work": work, "running": running}
+        return {
+            "accounts": accounts,
+            "ssh_ports": state["ssh_ports"],
+            "npus": state["npus"],
+            "work": work,
+            "running": running,
+        }
 
 
 @pytest.fixture(scope="module")
@@ -155,8 +183,10 @@ def classroom(hubs):
             hub.signup_and_approve(user)
             hub.start(user)
         for user in users:
-            hub.host.check_output(f"docker exec -u 1000 ml-workshop-user-{user} sh -c "
-                                  f"'echo {user}-notes > /home/student/work/marker.txt'")
+            hub.host.check_output(
+                f"docker exec -u 1000 ml-workshop-user-{user} sh -c "
+                f"'echo {user}-notes > /home/student/work/marker.txt'"
+            )
     return {s: hubs[s].snapshot() for s in STUDENTS}
 
 
@@ -170,7 +200,9 @@ def nothing_lost(hub, before, must_run=True):
     held = []
     for user, npus in now["running"].items():
         ids = [int(i) for i in npus.split(",") if i]
-        assert now["npus"].get(user) == ids, f"{user} runs with NPUs {ids}, state says {now['npus'].get(user)}"
+        assert now["npus"].get(user) == ids, (
+            f"{user} runs with NPUs {ids}, state says {now['npus'].get(user)}"
+        )
         held += ids
     assert len(held) == len(set(held)), f"an NPU is held twice: {now['running']}"
     if must_run:
@@ -182,6 +214,7 @@ def nothing_lost(hub, before, must_run=True):
 
 def fault(name):
     """Run the fault's body; record its outcome for the summary line."""
+
     def wrap(fn):
         @functools.wraps(fn)  # pytest reads the fixtures from the wrapped signature
         def test(*args, **kwargs):
@@ -192,7 +225,9 @@ def fault(name):
                 record_fault(name, f"LOST: {str(e).splitlines()[0][:200]}")
                 raise
             record_fault(name, f"survived (fault and recovery checks: {time.monotonic() - t0:.0f} s)")
+
         return test
+
     return wrap
 
 
@@ -206,8 +241,9 @@ def test_docker_restart(hubs, classroom):
     hub.host.check_output("systemctl restart docker")
     hub.host.check_output("timeout 60 sh -c 'until docker info >/dev/null 2>&1; do sleep 1; done'")
     assert hub.host.check_output("docker ps -q --filter label=ml-workshop.user | sort") == ids
-    assert hub.host.check_output("systemctl show -p MainPID --value jupyterhub") == hub_pid, \
+    assert hub.host.check_output("systemctl show -p MainPID --value jupyterhub") == hub_pid, (
         "the hub went down with Docker"
+    )
     nothing_lost(hub, classroom["npu1"])
     assert kernel in [k["id"] for k in hub.user_server("alice", "/api/kernels").json()]
     assert term in [t["name"] for t in hub.user_server("alice", "/api/terminals").json()]
@@ -247,8 +283,10 @@ def test_proxy_killed(hubs, classroom):
 def test_cache_outage(hubs, classroom):
     hub = hubs["npu1"]
     cache = instance("cache")
-    pip = ("docker exec ml-workshop-user-alice sh -c "
-           "'cd /tmp && rm -rf dl && pip download --no-deps --retries 1 --timeout 10 -q -d dl {pkg}'")
+    pip = (
+        "docker exec ml-workshop-user-alice sh -c "
+        "'cd /tmp && rm -rf dl && pip download --no-deps --retries 1 --timeout 10 -q -d dl {pkg}'"
+    )
     cache.check_output("systemctl stop devpi-server")
     try:
         r = hub.host.run(pip.format(pkg="tomli-w"))
@@ -318,7 +356,9 @@ def test_interrupted_converge(hubs, classroom):
     with open(log, "a") as f:
         f.write("\n\n===== re-run =====\n" + rerun.stdout + rerun.stderr)
     assert rerun.returncode == 0, f"the re-run failed; see {log}"
-    recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", rerun.stdout, re.MULTILINE)
+    recap = re.findall(
+        r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", rerun.stdout, re.MULTILINE
+    )
     assert len(recap) == 3, rerun.stdout[-2000:]
     changed = {h: int(c) for h, c, _, _ in recap if int(c)}
     assert not changed, f"the re-run changed what was already right: {changed}; see {log}"

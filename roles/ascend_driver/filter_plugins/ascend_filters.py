@@ -1,5 +1,6 @@
 """Filters of the ascend_* roles. The logic lives in src/ml_workshop/npu.py (unit-tested in
 tests/test_npu.py); this file only exposes it to Jinja. Symlinked into the other ascend_* roles."""
+
 import os
 import sys
 
@@ -12,7 +13,9 @@ from ml_workshop import npu  # noqa: E402
 
 def _pairing_problems(driver="", firmware="", cann="", extra=None):
     """Problems of a combination against the built-in table (npu.KNOWN_PAIRINGS) plus `extra` rows."""
-    return npu.pairing_problems(driver or "", firmware or "", cann or "", list(npu.KNOWN_PAIRINGS) + list(extra or []))
+    return npu.pairing_problems(
+        driver or "", firmware or "", cann or "", list(npu.KNOWN_PAIRINGS) + list(extra or [])
+    )
 
 
 def _find_package(component, names, version, arch, chip=""):

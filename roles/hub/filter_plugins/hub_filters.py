@@ -1,5 +1,6 @@
 """Filters of the hub role. The logic lives in src/ml_workshop (alloc.py, unit-tested in
 tests/test_alloc.py) and is the same code the spawner runs; this file only exposes it to Jinja."""
+
 import os
 import sys
 

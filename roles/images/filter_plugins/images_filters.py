@@ -1,5 +1,6 @@
 """Filters of the images role. The logic lives in src/ml_workshop/npu.py (unit-tested in
 tests/test_npu.py); this file only exposes it to Jinja."""
+
 import os
 import sys
 
@@ -13,7 +14,9 @@ from ml_workshop import npu  # noqa: E402
 def _cann_problems(images, driver="", extra=None):
     """Base images ({variable: image}) whose CANN does not pair with the host's driver, against
     the built-in table (npu.KNOWN_PAIRINGS) plus `extra` rows."""
-    return npu.image_pairing_problems(images or {}, driver or "", list(npu.KNOWN_PAIRINGS) + list(extra or []))
+    return npu.image_pairing_problems(
+        images or {}, driver or "", list(npu.KNOWN_PAIRINGS) + list(extra or [])
+    )
 
 
 class FilterModule:

@@ -1,5 +1,6 @@
 """ascend_* roles on the EMULATED 8-NPU host, after converge (fresh install) and side_effect
 (upgrade to driver 25.0.rc1 / firmware 7.7.0.1.231 / CANN 8.2.RC1)."""
+
 import pytest
 
 
@@ -16,7 +17,9 @@ def test_driver_files(host):
     assert "Driver_Install_Type=full" in info
 
 
-@pytest.mark.parametrize("node", [f"davinci{i}" for i in range(8)] + ["davinci_manager", "devmm_svm", "hisi_hdc"])
+@pytest.mark.parametrize(
+    "node", [f"davinci{i}" for i in range(8)] + ["davinci_manager", "devmm_svm", "hisi_hdc"]
+)
 def test_device_nodes_open_to_all(host, node):
     f = host.file(f"/dev/{node}")
     assert f.exists and f.user == "HwHiAiUser" and f.group == "HwHiAiUser"

@@ -1,4 +1,5 @@
 """Shared helpers: the two instances of the scenario by name."""
+
 import os
 
 import pytest

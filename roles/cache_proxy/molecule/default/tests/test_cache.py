@@ -1,4 +1,5 @@
 """cache_proxy role on the cache instance: services, units, hardening, secrets, restarts."""
+
 import json
 import time
 
@@ -26,7 +27,8 @@ def test_units_managed_and_hardened(host, name):
     unit = host.file(f"/etc/systemd/system/{name}.service").content_string
     assert "Managed by ml-workshop" in unit
     props = host.check_output(
-        f"systemctl show {name} -p ProtectSystem -p PrivateTmp -p NoNewPrivileges -p Restart -p ReadWritePaths -p User")
+        f"systemctl show {name} -p ProtectSystem -p PrivateTmp -p NoNewPrivileges -p Restart -p ReadWritePaths -p User"
+    )
     assert "ProtectSystem=strict" in props
     assert "PrivateTmp=yes" in props
     assert "NoNewPrivileges=yes" in props
@@ -64,14 +66,20 @@ def test_generated_secrets_private(host):
     assert not host.file("/etc/ml-workshop/secrets/acng-admin-password").exists
     cfg = host.file("/var/lib/whistle/whistle-config.json")
     assert cfg.mode == 0o600 and cfg.user == "whistle"
-    assert json.loads(cfg.content_string)["password"] == \
-        host.file("/etc/ml-workshop/secrets/whistle-ui-password").content_string.strip()
+    assert (
+        json.loads(cfg.content_string)["password"]
+        == host.file("/etc/ml-workshop/secrets/whistle-ui-password").content_string.strip()
+    )
 
 
 def test_devpi_data_and_mirror(host):
     assert host.file("/var/lib/devpi/server/.nodeinfo").user == "devpi"
     assert host.file("/var/lib/devpi/devpi-secret").mode == 0o600
-    out = json.loads(host.check_output("curl -s -H 'Accept: application/json' 'http://127.0.0.1:3141/root/pypi?no_projects='"))
+    out = json.loads(
+        host.check_output(
+            "curl -s -H 'Accept: application/json' 'http://127.0.0.1:3141/root/pypi?no_projects='"
+        )
+    )
     assert out["result"]["type"] == "mirror"
     assert out["result"]["mirror_url"] == "https://pypi.org/simple/"
     env = host.check_output("systemctl show devpi-server -p Environment")
@@ -83,15 +91,25 @@ def test_whistle_rules_from_variables(host):
     assert "deb.debian.org proxy://127.0.0.1:3142" in rules
     assert "mlw-rule.test statusCode://418" in rules
     # The extra rule is live: whistle answers for the test host itself.
-    code = host.check_output("curl -s -o /dev/null -w '%{http_code}' -x http://127.0.0.1:8899 http://mlw-rule.test/")
+    code = host.check_output(
+        "curl -s -o /dev/null -w '%{http_code}' -x http://127.0.0.1:8899 http://mlw-rule.test/"
+    )
     assert code == "418"
 
 
 def test_whistle_ui_requires_credentials(host):
     assert host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8900/") == "401"
     pw = host.file("/etc/ml-workshop/secrets/whistle-ui-password").content_string.strip()
-    assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:{pw} http://127.0.0.1:8900/") == "200"
-    assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:wrong{pw} http://127.0.0.1:8900/") == "401"
+    assert (
+        host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:{pw} http://127.0.0.1:8900/")
+        == "200"
+    )
+    assert (
+        host.check_output(
+            f"curl -s -o /dev/null -w '%{{http_code}}' -u admin:wrong{pw} http://127.0.0.1:8900/"
+        )
+        == "401"
+    )
 
 
 def _main_pid(host, name):
@@ -106,7 +124,11 @@ def test_killed_service_is_restarted(host, name, port):
     for _ in range(60):
         time.sleep(1)
         new = _main_pid(host, name)
-        if new not in (0, pid) and host.service(name).is_running and host.socket(f"tcp://0.0.0.0:{port}").is_listening:
+        if (
+            new not in (0, pid)
+            and host.service(name).is_running
+            and host.socket(f"tcp://0.0.0.0:{port}").is_listening
+        ):
             break
     else:
         pytest.fail(f"{name} was not restarted by systemd after kill -9 of {pid}")

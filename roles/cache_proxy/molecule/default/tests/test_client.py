@@ -1,4 +1,5 @@
 """cache_client role on the client instance, and real downloads through the cache host."""
+
 import json
 import re
 
@@ -61,14 +62,16 @@ def test_pip_download_cached_then_served_locally(host, cache_host):
     wheel = "six-1.16.0-py2.py3-none-any.whl"
     files = cache_host.check_output("find /var/lib/devpi/server/+files/root/pypi -name '*.whl'")
     assert wheel in files
-    remote = f"reading remote: URL('https://files.pythonhosted.org/"
+    remote = "reading remote: URL('https://files.pythonhosted.org/"
     fetched = [x for x in cache_host.check_output(DEVPI_LOG).splitlines() if remote in x and wheel in x]
     assert len(fetched) == 1
-    host.check_output("rm -rf /root/pip-again && python3 -m pip download --no-deps -d /root/pip-again six==1.16.0")
+    host.check_output(
+        "rm -rf /root/pip-again && python3 -m pip download --no-deps -d /root/pip-again six==1.16.0"
+    )
     assert host.file(f"/root/pip-again/{wheel}").exists
     log = cache_host.check_output(DEVPI_LOG).splitlines()
     assert len([x for x in log if remote in x and wheel in x]) == 1
-    assert len([x for x in log if f"GET /root/pypi/+f/" in x and wheel in x]) >= 2
+    assert len([x for x in log if "GET /root/pypi/+f/" in x and wheel in x]) >= 2
 
 
 def test_http_request_through_whistle(host, cache_host):

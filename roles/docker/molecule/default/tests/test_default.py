@@ -1,5 +1,6 @@
 """Docker role: the engine runs, daemon.json carries the configured values, a container runs
 from an image loaded without a registry, and live-restore keeps it through a daemon restart."""
+
 import json
 import time
 

@@ -9,6 +9,7 @@
   hubclient.py page USER PASSWORD PATH       logged-in GET of a hub page: {"status", "text"}
   hubclient.py api METHOD PATH [JSON]        REST call with the ml-workshop-api service token
 """
+
 import json
 import os
 import sys
@@ -21,7 +22,7 @@ TOKEN_FILE = os.environ.get("HUB_TOKEN_FILE", "/etc/jupyterhub/secrets/api_token
 
 
 def _form(session, path, data):
-    r = session.get(BASE + path)
+    session.get(BASE + path)  # sets the _xsrf cookie
     data = dict(data, _xsrf=session.cookies.get("_xsrf", ""))
     return session.post(BASE + path, data=data, allow_redirects=True)
 
@@ -30,16 +31,24 @@ def login(user, password):
     s = requests.Session()
     r = _form(s, "/hub/login", {"username": user, "password": password})
     home = s.get(BASE + "/hub/home", allow_redirects=False)
-    return s, {"ok": home.status_code == 200, "status": r.status_code, "url": r.url,
-               "home_status": home.status_code, "login_error": "login_error" in r.text}
+    return s, {
+        "ok": home.status_code == 200,
+        "status": r.status_code,
+        "url": r.url,
+        "home_status": home.status_code,
+        "login_error": "login_error" in r.text,
+    }
 
 
 def main(argv):
     cmd = argv[0]
     if cmd == "signup":
         s = requests.Session()
-        r = _form(s, "/hub/signup", {"username": argv[1], "signup_password": argv[2],
-                                     "signup_password_confirmation": argv[2]})
+        r = _form(
+            s,
+            "/hub/signup",
+            {"username": argv[1], "signup_password": argv[2], "signup_password_confirmation": argv[2]},
+        )
         out = {"status": r.status_code, "text": r.text}
     elif cmd == "login":
         out = login(argv[1], argv[2])[1]
@@ -59,8 +68,9 @@ def main(argv):
         body = json.loads(argv[3]) if len(argv) > 3 else None
         token = open(TOKEN_FILE).read().strip()
         t0 = time.monotonic()
-        r = requests.request(method, BASE + path, json=body,
-                             headers={"Authorization": "token " + token}, timeout=300)
+        r = requests.request(
+            method, BASE + path, json=body, headers={"Authorization": "token " + token}, timeout=300
+        )
         try:
             data = r.json()
         except ValueError:

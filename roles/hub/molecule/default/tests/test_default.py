@@ -1,6 +1,7 @@
 """Hub role end to end, over HTTP against the real hub (configurable-http-proxy on 28000) and
 the nested Docker engine. NPUs are EMULATED device nodes made by prepare.yml.
 Tests run in file order and build on each other (sign-up -> approval -> spawn -> restart)."""
+
 import json
 import time
 
@@ -91,7 +92,12 @@ def test_idle_culler_runs_as_scoped_service(host):
     )
     rows = json.loads(host.check_output("python3 -c %s", code))
     assert len(rows) == 1 and rows[0][0] == "idle-culler"
-    assert set(json.loads(rows[0][1])) == {"list:users", "read:users:activity", "read:servers", "delete:servers"}
+    assert set(json.loads(rows[0][1])) == {
+        "list:users",
+        "read:users:activity",
+        "read:servers",
+        "delete:servers",
+    }
     assert host.run("pgrep -f jupyterhub_idle_culler").rc == 0
 
 
@@ -118,12 +124,18 @@ def test_alice_container(host):
     assert not any("docker.sock" in m["Source"] for m in c["Mounts"])
     assert hc["Privileged"] is False
     assert hc["CapDrop"] == ["ALL"] and "DAC_OVERRIDE" in hc["CapAdd"] and "SYS_ADMIN" not in hc["CapAdd"]
-    assert hc["Memory"] == 1024 ** 3
+    assert hc["Memory"] == 1024**3
     assert hc["CpuQuota"] == 100000 and hc["CpuPeriod"] == 100000
     assert hc["PidsLimit"] == 512
-    assert hc["ShmSize"] == 256 * 1024 ** 2
+    assert hc["ShmSize"] == 256 * 1024**2
     devices = sorted(d["PathOnHost"] for d in hc["Devices"])
-    assert devices == ["/dev/davinci0", "/dev/davinci1", "/dev/davinci_manager", "/dev/devmm_svm", "/dev/hisi_hdc"]
+    assert devices == [
+        "/dev/davinci0",
+        "/dev/davinci1",
+        "/dev/davinci_manager",
+        "/dev/devmm_svm",
+        "/dev/hisi_hdc",
+    ]
     assert hc["PortBindings"]["22/tcp"][0]["HostPort"] == "22222"
     env = dict(e.split("=", 1) for e in c["Config"]["Env"])
     assert env["ASCEND_VISIBLE_DEVICES"] == "0,1"
@@ -135,18 +147,24 @@ def test_alice_container(host):
 
 def test_inside_alice_container(host):
     run = "docker exec ml-workshop-user-alice "
-    assert host.check_output(run + "ls /dev/davinci0 /dev/davinci1").split() == ["/dev/davinci0", "/dev/davinci1"]
+    assert host.check_output(run + "ls /dev/davinci0 /dev/davinci1").split() == [
+        "/dev/davinci0",
+        "/dev/davinci1",
+    ]
     assert host.run(run + "ls /dev/davinci2").rc != 0
     assert "Lesson 1" in host.check_output(run + "cat /home/student/workshop/lessons/01-intro.md")
     assert host.run(run + "touch /home/student/workshop/x").rc != 0
-    host.check_output(run + "setpriv --reuid=1000 --regid=1000 --clear-groups touch /home/student/work/notes.txt")
+    host.check_output(
+        run + "setpriv --reuid=1000 --regid=1000 --clear-groups touch /home/student/work/notes.txt"
+    )
     assert host.file("/srv/ml-workshop/student-work/alice/notes.txt").uid == 1000
     assert host.file("/srv/ml-workshop/student-work/alice").uid == 1000
 
 
 def test_ssh_published(host):
     banner = host.check_output(
-        "python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', 22222), 5); print(s.recv(64).decode())\"")
+        "python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', 22222), 5); print(s.recv(64).decode())\""
+    )
     assert banner.startswith("SSH-2.0-OpenSSH")
 
 

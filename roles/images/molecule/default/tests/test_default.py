@@ -2,6 +2,7 @@
 password kept across re-creation and `passwd`, key login, JupyterLab, VS Code through
 jupyter-server-proxy counting as activity); the HCIE and OpenClaw services run under systemd
 and come back after a killed process and after `systemctl restart docker`."""
+
 import json
 import os
 import pathlib
@@ -14,15 +15,20 @@ IMAGE = "ml-workshop-user:latest"
 # The hub role's pin, which the student image's jupyterhub-singleuser follows (images_jupyterhub_version).
 HUB_JUPYTERHUB_VERSION = next(
     line.split(":", 1)[1].split("#", 1)[0].strip().strip('"')
-    for line in (pathlib.Path(__file__).resolve().parents[5] / "roles/hub/defaults/main.yml").read_text().splitlines()
-    if line.startswith("hub_jupyterhub_version:"))
+    for line in (pathlib.Path(__file__).resolve().parents[5] / "roles/hub/defaults/main.yml")
+    .read_text()
+    .splitlines()
+    if line.startswith("hub_jupyterhub_version:")
+)
 NAME = "mlw-test-student"
 WORK = "/srv/mlw-test/work/alice"
 SSH_PORT = 22022
 JUP_PORT = 28888
 TOKEN = "mlw-test-token"
-SSH_OPTS = ("-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-            "-o ConnectTimeout=5 -o PreferredAuthentications={auth} -p %d" % SSH_PORT)
+SSH_OPTS = (
+    "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+    "-o ConnectTimeout=5 -o PreferredAuthentications={auth} -p %d" % SSH_PORT
+)
 
 
 def wait_for(host, cmd, timeout=90, interval=2):
@@ -44,7 +50,8 @@ def start_student(host):
         f"-e MLW_SSH_HOST=localhost -e MLW_SSH_PORT={SSH_PORT} "
         f"-e MLW_APT_PROXY=http://cache.test:3142 -e PIP_INDEX_URL=http://cache.test:3141/root/pypi/+simple/ "
         f"{IMAGE} jupyter lab --ip=0.0.0.0 --port=8888 --no-browser "
-        f"--IdentityProvider.token={TOKEN} --ServerApp.base_url=/user/alice/")
+        f"--IdentityProvider.token={TOKEN} --ServerApp.base_url=/user/alice/"
+    )
     wait_for(host, f"docker logs {NAME} 2>&1 | grep -q 'sshd started'", timeout=60)
     wait_for(host, f"curl -fsS 'http://127.0.0.1:{JUP_PORT}/user/alice/api/status?token={TOKEN}'", timeout=90)
 
@@ -65,7 +72,9 @@ def student(host):
 
 
 def test_image_labels_and_versions(host):
-    labels = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config.Labels}}}}' {IMAGE}"))
+    labels = json.loads(
+        host.check_output(f"docker image inspect --format '{{{{json .Config.Labels}}}}' {IMAGE}")
+    )
     assert len(labels["org.ml-workshop.input-hash"]) == 64
     out = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} jupyterhub-singleuser --version")
     assert out.strip().endswith(HUB_JUPYTERHUB_VERSION)  # the hub's pin: one version for hub and image
@@ -84,19 +93,21 @@ def test_role_found_the_cached_images_current(host, name):
     """The harness built these once on the outer engine with the same role; the role run here
     rendered the same recipe hash and built nothing (same image id as the cached tarball)."""
     cached = json.loads(pathlib.Path(MANIFEST).read_text())[name]
-    fmt = "{{.Id}} {{index .Config.Labels \"org.ml-workshop.input-hash\"}}"
+    fmt = '{{.Id}} {{index .Config.Labels "org.ml-workshop.input-hash"}}'
     image_id, recipe = host.check_output(f"docker image inspect --format '{fmt}' {cached['ref']}").split()
     assert recipe == cached["hash"], f"{name}: the role renders another recipe than the harness's outer build"
     assert image_id == cached["id"], f"{name} was rebuilt in the instance"
 
 
 def test_lightest_variant_was_built_here(host):
-    fmt = "{{index .Config.Labels \"org.ml-workshop.input-hash\"}}"
+    fmt = '{{index .Config.Labels "org.ml-workshop.input-hash"}}'
     lean = host.check_output(f"docker image inspect --format '{fmt}' ml-workshop-user:lean").strip()
     full = json.loads(pathlib.Path(MANIFEST).read_text())["ml-workshop-user"]["hash"]
     assert len(lean) == 64 and lean != full
-    out = host.check_output("docker run --rm --entrypoint '' ml-workshop-user:lean sh -c "
-                            "'command -v code-server || echo none; jupyterhub-singleuser --version'")
+    out = host.check_output(
+        "docker run --rm --entrypoint '' ml-workshop-user:lean sh -c "
+        "'command -v code-server || echo none; jupyterhub-singleuser --version'"
+    )
     assert out.split()[0] == "none"
 
 
@@ -104,7 +115,9 @@ def test_extra_ca_trusted_in_image(host):
     cas = host.check_output("ls /usr/local/share/ca-certificates/ml-workshop/ 2>/dev/null || true").split()
     if not cas:
         pytest.skip("no extra CA certificates on this machine")
-    bundle = host.check_output(f"docker run --rm --entrypoint '' {IMAGE} cat /etc/ssl/certs/ca-certificates.crt")
+    bundle = host.check_output(
+        f"docker run --rm --entrypoint '' {IMAGE} cat /etc/ssl/certs/ca-certificates.crt"
+    )
     for ca in cas:
         pem = host.file(f"/usr/local/share/ca-certificates/ml-workshop/{ca}").content_string
         body = [ln for ln in pem.splitlines() if ln and not ln.startswith("-----")][:3]
@@ -118,8 +131,12 @@ def test_generated_password_ssh_login(student):
     password = line.split(":")[-1].strip()
     stored = host.file(f"{WORK}/.ml-workshop/root-password").content_string.strip()
     assert password == stored and len(password) >= 12
-    r = ssh_pw(host, password, "id -un; cat /etc/apt/apt.conf.d/01ml-workshop-proxy; "
-                               ". /etc/profile.d/ml-workshop-env.sh; echo port=$MLW_SSH_PORT; cat /etc/pip.conf")
+    r = ssh_pw(
+        host,
+        password,
+        "id -un; cat /etc/apt/apt.conf.d/01ml-workshop-proxy; "
+        ". /etc/profile.d/ml-workshop-env.sh; echo port=$MLW_SSH_PORT; cat /etc/pip.conf",
+    )
     assert r.rc == 0, r.stderr
     assert r.stdout.splitlines()[0] == "root"
     assert 'Acquire::http::Proxy "http://cache.test:3142";' in r.stdout
@@ -154,8 +171,10 @@ def test_key_login_from_persistent_dir(student):
 
 def test_password_login_can_be_switched_off(host):
     host.run("docker rm -f mlw-test-pwoff")
-    host.check_output(f"docker run -d --name mlw-test-pwoff -p 22023:22 -e MLW_SSH_PASSWORD_AUTH=no "
-                      f"-v /srv/mlw-test/work/bob:/home/student/work {IMAGE} sleep 600")
+    host.check_output(
+        f"docker run -d --name mlw-test-pwoff -p 22023:22 -e MLW_SSH_PASSWORD_AUTH=no "
+        f"-v /srv/mlw-test/work/bob:/home/student/work {IMAGE} sleep 600"
+    )
     try:
         wait_for(host, "docker logs mlw-test-pwoff 2>&1 | grep -q 'password login: no'", timeout=60)
         password = host.file("/srv/mlw-test/work/bob/.ml-workshop/root-password").content_string.strip()
@@ -182,8 +201,12 @@ def test_vscode_through_jupyter_server_proxy_counts_as_activity(student):
     before = json.loads(host.check_output(f"curl -fsS '{base}/api/status?token={TOKEN}'"))["last_activity"]
     time.sleep(2)
     # The first request starts code-server through jupyter-server-proxy.
-    r = wait_for(host, f"curl -sS -o /dev/null -w '%{{http_code}}' '{base}/vscode/?token={TOKEN}' | grep -E '^(200|302)$'",
-                 timeout=120, interval=3)
+    r = wait_for(
+        host,
+        f"curl -sS -o /dev/null -w '%{{http_code}}' '{base}/vscode/?token={TOKEN}' | grep -E '^(200|302)$'",
+        timeout=120,
+        interval=3,
+    )
     assert r.stdout.strip() in ("200", "302")
     page = host.check_output(f"curl -fsSL '{base}/vscode/?token={TOKEN}&folder=/home/student'")
     assert "code-server" in page.lower() or "vscode" in page.lower()
@@ -192,6 +215,7 @@ def test_vscode_through_jupyter_server_proxy_counts_as_activity(student):
 
 
 # ---- services -------------------------------------------------------------------------------
+
 
 def container_id(host, name):
     return host.check_output(f"docker inspect --format '{{{{.Id}}}}' {name}")
@@ -210,7 +234,9 @@ def test_hcie_envs_and_npu_access(host):
     for env, mod in (("env0", "six"), ("env1", "packaging")):
         host.check_output(f"docker exec ml-workshop-hcie /opt/envs/{env}/bin/python -c 'import {mod}'")
     # emulated NPU nodes and driver mount from ascend_container_access / ascend_npu_ids
-    host.check_output("docker exec ml-workshop-hcie test -c /dev/davinci0 -a -c /dev/davinci1 -a -c /dev/davinci_manager")
+    host.check_output(
+        "docker exec ml-workshop-hcie test -c /dev/davinci0 -a -c /dev/davinci1 -a -c /dev/davinci_manager"
+    )
     out = host.check_output("docker exec ml-workshop-hcie cat /usr/local/Ascend/driver/version.info")
     assert "emulation" in out
     assert host.run("docker exec ml-workshop-hcie touch /usr/local/Ascend/driver/x").rc != 0
@@ -236,8 +262,12 @@ def test_service_comes_back_after_kill(host, name):
     old = container_id(host, name)
     pid = host.check_output(f"docker inspect --format '{{{{.State.Pid}}}}' {name}")
     host.check_output(f"kill -9 {pid}")
-    wait_for(host, f"test \"$(docker inspect --format '{{{{.Id}}}} {{{{.State.Running}}}}' {name} 2>/dev/null)\" != '{old} true' "
-                   f"&& test \"$(docker inspect --format '{{{{.State.Running}}}}' {name})\" = true", timeout=90)
+    wait_for(
+        host,
+        f"test \"$(docker inspect --format '{{{{.Id}}}} {{{{.State.Running}}}}' {name} 2>/dev/null)\" != '{old} true' "
+        f"&& test \"$(docker inspect --format '{{{{.State.Running}}}}' {name})\" = true",
+        timeout=90,
+    )
     assert host.service(name).is_running
 
 
@@ -245,7 +275,11 @@ def test_services_come_back_after_docker_restart(host):
     old = {n: container_id(host, n) for n in ("ml-workshop-hcie", "ml-workshop-openclaw")}
     host.check_output("systemctl restart docker")
     for name in old:
-        wait_for(host, f"test \"$(docker inspect --format '{{{{.State.Running}}}}' {name} 2>/dev/null)\" = true", timeout=120)
+        wait_for(
+            host,
+            f"test \"$(docker inspect --format '{{{{.State.Running}}}}' {name} 2>/dev/null)\" = true",
+            timeout=120,
+        )
         assert host.service(name).is_running
     wait_for(host, "curl -fsS http://127.0.0.1:18789/healthz", timeout=120, interval=3)
     wait_for(host, "docker exec ml-workshop-hcie /opt/envs/env0/bin/python -c 'import six'", timeout=60)
