@@ -6,7 +6,8 @@ from ml_workshop.auth import roster_allows
 @pytest.mark.parametrize(
     "user, roster, admins, expected",
     [
-        ("alice", set(), {"superuser"}, True),  # no roster: everyone approved may log in
+        ("alice", set(), {"superuser"}, False),  # roster in force, nobody on this server
+        ("superuser", set(), {"superuser"}, True),
         ("alice", {"alice", "carol"}, {"superuser"}, True),
         ("bob", {"alice", "carol"}, {"superuser"}, False),
         ("superuser", {"alice"}, {"superuser"}, True),  # admins are never locked out
@@ -28,13 +29,43 @@ def test_authenticator_refuses_users_off_the_roster():
     assert a.allowed_users == set()
 
 
-def test_roster_config_turns_allow_all_off():
+def test_roster_config_turns_allow_all_off(tmp_path):
     # JupyterHub skips check_allowed while allow_all is True (the hub's base config sets it).
-    import pathlib
+    from traitlets.config import Config
 
-    import yaml
+    from ml_workshop import hubconfig
 
-    wiring = yaml.safe_load(
-        (pathlib.Path(__file__).parent.parent / "group_vars" / "npu_servers.yml").read_text()
-    )
-    assert "c.Authenticator.allow_all = False" in wiring["hub_extra_config"]
+    from test_hub_config import settings as hub_settings
+
+    def settings(roster):
+        s = hub_settings(tmp_path)
+        s["auth"]["roster"], s["server"] = roster, "npu1"
+        return s
+
+    c = hubconfig.apply(Config(), settings([{"username": "alice", "server": "npu1"}]))
+    assert c.JupyterHub.authenticator_class == "ml_workshop.auth.WorkshopAuthenticator"
+    assert c.Authenticator.allow_all is False
+    assert c.WorkshopAuthenticator.roster == {"alice"}
+    # on a server nobody is assigned to, the roster still holds: admins only
+    c = hubconfig.apply(Config(), settings([{"username": "bob", "server": "npu2"}]))
+    assert c.Authenticator.allow_all is False and c.WorkshopAuthenticator.roster == set()
+    c = hubconfig.apply(Config(), settings([]))
+    assert c.JupyterHub.authenticator_class == "nativeauthenticator.NativeAuthenticator"
+    assert c.Authenticator.allow_all is True
+
+
+@pytest.mark.parametrize(
+    "entries, problem",
+    [
+        ([{"username": "a", "server": "npu1"}, {"username": "b", "server": "npu2"}], None),
+        ("alice", "must be a list"),
+        ([{"username": "a"}], "needs a username and a server"),
+        ([{"username": "a", "server": "npu9"}], "npu9, which is not an NPU server"),
+        ([{"username": "a", "server": "npu1"}, {"username": "a", "server": "npu2"}], "on both npu1 and npu2"),
+    ],
+)
+def test_roster_problems(entries, problem):
+    from ml_workshop.hubconfig import roster_problems
+
+    got = roster_problems(entries, ["npu1", "npu2"])
+    assert (got == []) if problem is None else any(problem in p for p in got), got

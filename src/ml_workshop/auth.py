@@ -12,8 +12,11 @@ from traitlets import Set, Unicode
 
 
 def roster_allows(username, roster, admins):
-    """True when `username` may log in to this server: no roster, on it, or an admin."""
-    return not roster or username in roster or username in admins
+    """True when `username` may log in to this server: on its roster, or an admin.
+
+    hubconfig.apply installs this authenticator only when the site has a roster, so an empty
+    roster here means "no student is assigned to this server", not "everyone"."""
+    return username in roster or username in admins
 
 
 class WorkshopAuthenticator(NativeAuthenticator):
@@ -22,7 +25,7 @@ class WorkshopAuthenticator(NativeAuthenticator):
     NativeAuthenticator's authenticate() has already refused unapproved users and wrong
     passwords; this only adds the roster."""
 
-    roster = Set(Unicode(), config=True, help="Students assigned to this server; empty admits all.")
+    roster = Set(Unicode(), config=True, help="Students assigned to this server (admins always log in).")
 
     def check_allowed(self, username, authentication=None):
         if roster_allows(username, self.roster, self.admin_users):

@@ -11,6 +11,37 @@ CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:se
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
 
 
+def roster_for(entries: list[dict], server: str) -> tuple[bool, list[str]]:
+    """(roster in force, students assigned to `server`) from the site's roster.
+
+    The roster is in force on every server as soon as it has any entry: a server with no
+    student on it then admits only its admins, never everyone."""
+    names = sorted({str(e["username"]) for e in entries if str(e.get("server", "")) == server})
+    return bool(entries), names
+
+
+def roster_problems(entries: object, servers: list[str]) -> list[str]:
+    """What is wrong with `hub_roster` (a list of {username, server}); [] when it is usable."""
+    if not isinstance(entries, list):
+        return [f"hub_roster must be a list of {{username, server}} entries, not {entries!r}"]
+    problems: list[str] = []
+    where: dict[str, str] = {}
+    for n, e in enumerate(entries):
+        if not isinstance(e, dict) or not e.get("username") or not e.get("server"):
+            problems.append(f"hub_roster entry {n + 1} needs a username and a server: {e!r}")
+            continue
+        user, server = str(e["username"]), str(e["server"])
+        if server not in servers:
+            problems.append(
+                f"hub_roster entry {n + 1} puts {user} on {server}, which is not an NPU server "
+                f"({', '.join(servers) or 'none'})"
+            )
+        if where.get(user, server) != server:
+            problems.append(f"hub_roster puts {user} on both {where[user]} and {server}")
+        where.setdefault(user, server)
+    return problems
+
+
 def read_secret(path):
     with open(path, encoding="utf-8") as f:
         return f.read().strip()
@@ -89,6 +120,12 @@ def apply(c, s):
     c.NativeAuthenticator.check_common_password = True
     c.NativeAuthenticator.allowed_failed_logins = int(a["allowed_failed_logins"])
     c.NativeAuthenticator.seconds_before_next_try = int(a["seconds_before_next_try"])
+    in_force, names = roster_for(a.get("roster", []), s.get("server", ""))
+    if in_force:
+        # A filter, not allowed_users (which NativeAuthenticator treats as pre-approved).
+        hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
+        c.Authenticator.allow_all = False
+        c.WorkshopAuthenticator.roster = set(names)
 
     sp = s["spawner"]
     ws = c.WorkshopSpawner

@@ -135,7 +135,7 @@ def site(host, browser):
     hook = textwrap.dedent(f"""\
         # Written by molecule/default/tests/test_20_refusals.py; removed when the suite ends.
         _CASES = {CASES!r}
-        c.WorkshopAuthenticator.roster.update(set(_CASES))  # merged into 20-roster.py's set
+        c.WorkshopAuthenticator.roster.update(set(_CASES))  # merged into the roster hubconfig set
 
 
         def _case(spawner):

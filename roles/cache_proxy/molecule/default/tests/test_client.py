@@ -27,16 +27,20 @@ def test_client_configuration(host):
 
 
 def test_container_facts(host):
-    facts = json.loads(host.file("/root/cache-client-facts.json").content_string)
-    env = facts["cache_client_container_env"]
+    # the role's contract: /etc/ansible/facts.d/cache_client.fact (ansible_local.cache_client)
+    fact = host.file("/etc/ansible/facts.d/cache_client.fact")
+    assert fact.mode == 0o644
+    facts = json.loads(fact.content_string)
+    env = facts["container_env"]
     assert env["PIP_INDEX_URL"] == f"http://{CACHE}:3141/root/pypi/+simple/"
     assert env["PIP_TRUSTED_HOST"] == CACHE
     assert env["PIP_DEFAULT_TIMEOUT"] == "60"
-    assert env["MLW_APT_PROXY"] == f"http://{CACHE}:3142" == facts["cache_client_apt_proxy_url"]
+    assert env["MLW_APT_PROXY"] == f"http://{CACHE}:3142" == facts["apt_proxy_url"]
     assert env["npm_config_proxy"] == f"http://{CACHE}:8899"
     assert env["http_proxy"] == f"http://{CACHE}:8899"
     assert CACHE in env["no_proxy"].split(",")
-    assert facts["cache_client_docker_http_proxy"] == f"http://{CACHE}:8899"
+    assert facts["pip_index_url"] == env["PIP_INDEX_URL"]
+    assert facts["docker_http_proxy"] == f"http://{CACHE}:8899"
 
 
 def _lines(cache_host, needle):

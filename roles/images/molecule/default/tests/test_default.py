@@ -233,7 +233,7 @@ def test_hcie_envs_and_npu_access(host):
     wait_for(host, "docker exec ml-workshop-hcie true", timeout=60)
     for env, mod in (("env0", "six"), ("env1", "packaging")):
         host.check_output(f"docker exec ml-workshop-hcie /opt/envs/{env}/bin/python -c 'import {mod}'")
-    # emulated NPU nodes and driver mount from ascend_container_access / ascend_npu_ids
+    # emulated NPU nodes and driver mount from the emulated ascend.fact (prepare.yml)
     host.check_output(
         "docker exec ml-workshop-hcie test -c /dev/davinci0 -a -c /dev/davinci1 -a -c /dev/davinci_manager"
     )
