@@ -5,6 +5,8 @@ npu2 with 4 EMULATED NPUs) converged once by site.yml:
   test_10_e2e.py     sign-up, approval, JupyterLab in Chromium, pip through devpi, NPUs, SSH, roster
   test_20_refusals.py  a start refused or failing (no free NPU, image missing, exited at once,
                      timeout): the reason in the browser, Try again, the hub log
+  test_30_tags.py    every documented tag command changes nothing; a changed variable changes
+                     only its role and restarts nothing else
   test_80_faults.py  Docker/hub/proxy restarts and crashes, cache outage, removed and exited
                      containers, a host reboot, an interrupted site.yml run (its re-run is the
                      site's idempotence check)

@@ -1,0 +1,175 @@
+"""Every tag command the README documents, run on the converged site (issue 11).
+
+For each command: 0 failed and 0 changed on an unchanged site. Then, for the roles an operator
+changes most (hub, services, docker), one of the role's variables is changed with -e: only that
+role's tasks change, and nothing else restarts — the students' containers keep running, the HCIE
+container keeps its NPU (npu2), the hub keeps its process when only the services change. The same
+command without -e puts the site back (and must change only that role again).
+
+Runs after test_20 (alice and bob still run from test_10) and before the fault suite.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+from conftest import PREFIX, instance
+
+REPO = os.environ.get("MLW_REPO", ".")
+CONVERGE = os.path.join(REPO, "molecule", "default", "converge.yml")
+LOGS = os.environ.get("MLW_ARTIFACTS_DIR", "/tmp")
+NPU = [f"{PREFIX}-npu1", f"{PREFIX}-npu2"]
+CACHE = f"{PREFIX}-cache"
+
+testinfra_hosts = [f"ansible://{PREFIX}-npu2"]  # the suite drives the whole site itself
+
+# (name, ansible-playbook arguments): README "Configuring a site" and "Day-2 operations".
+UNCHANGED = [
+    ("hub", ["--tags", "hub"]),
+    ("services", ["--tags", "services"]),
+    ("docker", ["--tags", "docker"]),
+    ("images,hub", ["--tags", "images,hub"]),
+    ("ascend", ["--tags", "ascend"]),
+    ("cache_proxy", ["--tags", "cache_proxy"]),
+    ("cache_client", ["--tags", "cache_client"]),
+    ("preflight", ["--tags", "preflight"]),
+    ("configure", ["--tags", "configure"]),
+    ("service", ["--tags", "service"]),
+    ("limit npu2,cache (adding a server)", ["--limit", f"{NPU[1]},{CACHE}"]),
+]
+
+
+class Run:
+    """One ansible-playbook run, read through the ansible.posix.json callback."""
+
+    def __init__(self, name: str, args: list[str]):
+        inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
+        p = subprocess.run(
+            ["ansible-playbook", "-i", inventory, CONVERGE, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        self.log = os.path.join(LOGS, "tags-" + "".join(c if c.isalnum() else "_" for c in name) + ".json")
+        with open(self.log, "w") as f:
+            f.write(p.stdout + "\n" + p.stderr)
+        self.rc = p.returncode
+        try:
+            data = json.loads(p.stdout)
+        except json.JSONDecodeError as err:
+            raise AssertionError(
+                f"no JSON from ansible-playbook {args} (rc {p.returncode}); see {self.log}"
+            ) from err
+        self.stats = data["stats"]
+        self.changed: list[tuple[str, str, str]] = []  # (host, role, task)
+        self.failed: list[tuple[str, str, str]] = []
+        for play in data["plays"]:
+            for task in play["tasks"]:
+                path = task["task"].get("path", "")
+                role = path.split("/roles/", 1)[1].split("/", 1)[0] if "/roles/" in path else "-"
+                for host, res in task["hosts"].items():
+                    if res.get("changed"):
+                        self.changed.append((host, role, task["task"]["name"]))
+                    if res.get("failed") and not res.get("ignore_errors"):
+                        self.failed.append((host, role, task["task"]["name"]))
+
+    def ok(self) -> None:
+        bad = {h: s for h, s in self.stats.items() if s.get("failures") or s.get("unreachable")}
+        assert self.rc == 0 and not bad, f"rc {self.rc}, {bad}, failed tasks {self.failed}; see {self.log}"
+
+    def roles_changed(self) -> set[str]:
+        return {role for _, role, _ in self.changed}
+
+
+def snapshot(host_of) -> dict:
+    """What must not move: containers (id, start time), the hub's process, daemon.json."""
+    snap = {}
+    for name in NPU:
+        h = host_of(name)
+        ps = h.check_output("docker ps --no-trunc --format '{{.Names}} {{.ID}}'").split("\n")
+        containers = {}
+        for line in filter(None, ps):
+            cname, cid = line.split()
+            started = h.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {cid}")
+            containers[cname] = (cid, started)
+        snap[name] = {
+            "containers": containers,
+            "hub_pid": h.check_output("systemctl show -p MainPID --value jupyterhub"),
+            "daemon_json": h.check_output("sha256sum /etc/docker/daemon.json"),
+        }
+    return snap
+
+
+@pytest.fixture(scope="module")
+def host_of():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            cache[name] = instance(name.removeprefix(f"{PREFIX}-"))
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def before(host_of):
+    snap = snapshot(host_of)
+    students = [c for c in snap[NPU[0]]["containers"] if c.startswith("ml-workshop-user-")]
+    assert students, "test_10 leaves alice running on npu1; nothing runs"
+    assert "ml-workshop-hcie" in snap[NPU[1]]["containers"]
+    return snap
+
+
+@pytest.mark.parametrize("name, args", UNCHANGED, ids=[n for n, _ in UNCHANGED])
+def test_documented_tag_command_changes_nothing(name, args, before):
+    run = Run(name, args)
+    run.ok()
+    assert not run.changed, f"`{' '.join(args)}` changed an unchanged site: {run.changed}; see {run.log}"
+
+
+def _hcie_npus(h) -> set[int]:
+    info = json.loads(h.check_output("docker inspect ml-workshop-hcie"))[0]
+    return {
+        int(d["PathOnHost"].removeprefix("/dev/davinci"))
+        for d in info["HostConfig"]["Devices"]
+        if d["PathOnHost"].removeprefix("/dev/davinci").isdigit()
+    }
+
+
+# (tag, a changed value of one of its role's variables, the role, what may restart)
+CHANGES = [
+    ("hub", {"hub_culler_timeout": 3599}, "hub", {"hub"}),
+    ("services", {"workshop_services_hcie_env": {"MLW_TAG_SUITE": "1"}}, "workshop_services", {"hcie"}),
+    ("docker", {"docker_daemon_log_max_file": 4}, "docker", {"docker", "hcie"}),  # Requires=docker.service
+]
+
+
+@pytest.mark.parametrize("tag, extra, role, restarts", CHANGES, ids=[c[0] for c in CHANGES])
+def test_one_role_changed_only_that_role_moves(tag, extra, role, restarts, host_of, before):
+    first = snapshot(host_of)
+    changed = Run(f"{tag}-changed", ["--tags", tag, "-e", json.dumps(extra)])
+    changed.ok()
+    assert changed.changed, f"changing {extra} with --tags {tag} changed nothing; see {changed.log}"
+    assert changed.roles_changed() == {role}, f"{changed.changed}; see {changed.log}"
+    after = snapshot(host_of)
+    restore = Run(f"{tag}-restored", ["--tags", tag])
+    restore.ok()
+    assert restore.roles_changed() <= {role}, f"{restore.changed}; see {restore.log}"
+
+    for name in NPU:
+        was, now = first[name], after[name]
+        for cname, (cid, started) in was["containers"].items():
+            if cname == "ml-workshop-hcie" and "hcie" in restarts:
+                continue
+            assert now["containers"].get(cname) == (cid, started), f"{cname} on {name} restarted or went away"
+        if "hub" not in restarts:
+            assert now["hub_pid"] == was["hub_pid"], f"the hub on {name} restarted"
+        if "docker" not in restarts:
+            assert now["daemon_json"] == was["daemon_json"], f"daemon.json on {name} changed"
+    assert _hcie_npus(host_of(NPU[1])) == {3}, "the HCIE container lost its NPU"
