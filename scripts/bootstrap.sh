@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a control node / test machine from nothing (Debian or Ubuntu, as root):
-#   1. a virtualenv with the pinned toolchain (requirements.txt),
+#   1. a virtualenv with the pinned toolchain (requirements.txt) and the ml-workshop package of
+#      this repository installed editable (pip install -e .: the filter plugins import it),
 #   2. a Docker engine that answers (`--with-docker`): the distro's docker.io, and dockerd
 #      started by hand when there is no systemd to start it.
 # Safe to run again: it only does what is missing, and says what it did.
@@ -47,6 +48,21 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.mlw-requirements" 2>/dev/null
   echo "$req_hash" >"$venv/.mlw-requirements"
 else
   say "virtualenv $venv is current"
+fi
+
+# --- the ml-workshop package (src/ml_workshop), editable ----------------------------------
+# The roles' filter plugins import it from the Python that runs Ansible. Reinstalled when it is
+# missing, installed from another checkout, or pyproject.toml changed.
+pkg_hash=$( (sha256sum "$repo/pyproject.toml"; echo "$repo") | sha256sum | cut -c1-16)
+if [ "$(cat "$venv/.mlw-package" 2>/dev/null)" != "$pkg_hash" ] \
+  || ! (cd / && "$venv/bin/python" -c 'import os, sys, ml_workshop
+sys.exit(os.path.realpath(ml_workshop.__file__) != os.path.realpath(sys.argv[1]))' \
+    "$repo/src/ml_workshop/__init__.py") 2>/dev/null; then
+  say "installing the ml-workshop package (editable, from $repo) into $venv"
+  "$venv/bin/pip" install -q --no-deps --no-build-isolation -e "$repo"
+  echo "$pkg_hash" >"$venv/.mlw-package"
+else
+  say "the ml-workshop package in $venv is current (editable, $repo)"
 fi
 
 # --- Docker engine ------------------------------------------------------------------------

@@ -1,14 +1,35 @@
 """Filters of the ascend_* roles. The logic lives in src/ml_workshop/npu.py (unit-tested in
 tests/test_npu.py); this file only exposes it to Jinja. Symlinked into the other ascend_* roles."""
 
-import os
 import sys
 
-_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "src")
-if os.path.isdir(_SRC) and os.path.abspath(_SRC) not in sys.path:
-    sys.path.insert(0, os.path.abspath(_SRC))
+from ansible.errors import AnsibleFilterError
 
-from ml_workshop import npu  # noqa: E402
+
+class _MissingPackage:
+    """Stands in for an ml_workshop module that this Python cannot import: every filter that uses
+    it fails with what to do, instead of Ansible skipping the plugin and reporting unknown filters."""
+
+    def __init__(self, module: str, error: ImportError) -> None:
+        self._message = (
+            f"The {module} filters need the ml_workshop package, which {sys.executable} cannot import"
+            f" ({error}): pip install the ml-workshop package (scripts/bootstrap.sh does it)."
+        )
+
+    def __getattr__(self, name: str) -> "_MissingPackage":
+        return self
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise AnsibleFilterError(self._message)
+
+    def __iter__(self):
+        raise AnsibleFilterError(self._message)
+
+
+try:
+    from ml_workshop import npu
+except ImportError as _error:  # the package is not installed where Ansible runs
+    npu = _MissingPackage("ascend_*", _error)
 
 
 def _pairing_problems(driver="", firmware="", cann="", extra=None):
