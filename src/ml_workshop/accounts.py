@@ -14,9 +14,10 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterable, Sequence
 
 
-def parse_user_list(text, fmt):
+def parse_user_list(text: str, fmt: str) -> list[dict[str, str]]:
     """Parse a pre-approved class list (CSV with a header `username,password` or YAML/JSON list
     of {username, password}) into [{"username", "password"}]. Pure."""
     if fmt == "csv":
@@ -40,7 +41,7 @@ def parse_user_list(text, fmt):
     return out
 
 
-def ensure_accounts(db_url, accounts):
+def ensure_accounts(db_url: str, accounts: Iterable[dict[str, str]]) -> list[str]:
     import bcrypt
     from nativeauthenticator.orm import UserInfo
     from sqlalchemy import create_engine
@@ -64,7 +65,7 @@ def ensure_accounts(db_url, accounts):
     return created
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--db", required=True)
     p.add_argument("--accounts", required=True, help="JSON file: [{username, password}]")

@@ -6,6 +6,9 @@ Nothing here touches Docker or the filesystem; the spawner feeds in the current 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from . import messages
 
 POLICIES = ("shared", "exclusive", "static")
@@ -15,13 +18,13 @@ class AllocationError(Exception):
     """A request that cannot be satisfied. The message is for the log; `reason` and `params`
     pick the student's words in `messages` (NPU_FULL, SSH_PORTS_FULL)."""
 
-    def __init__(self, message, reason="", **params):
+    def __init__(self, message: str, reason: str = "", **params: Any) -> None:
         super().__init__(message)
         self.reason = reason
         self.params = params
 
 
-def _as_int(value):
+def _as_int(value: Any) -> Any:
     """An integer, or a string of digits (as an inventory may give it) as an integer; anything
     else unchanged, for the checks below to refuse."""
     if isinstance(value, str) and value.strip().isdigit():
@@ -29,7 +32,13 @@ def _as_int(value):
     return value
 
 
-def validate_npu_settings(ids, policy, per_user=1, static_map=None, known_users=None):
+def validate_npu_settings(
+    ids: Iterable[Any] | None,
+    policy: str,
+    per_user: Any = 1,
+    static_map: Mapping[str, Iterable[Any]] | None = None,
+    known_users: Iterable[str] | None = None,
+) -> list[str]:
     """Return a list of error strings (empty when the settings are usable), each naming the
     hub role's variable. The hub role's preflight calls this (filter hub_npu_settings_problems).
 
@@ -66,7 +75,14 @@ def validate_npu_settings(ids, policy, per_user=1, static_map=None, known_users=
     return errors
 
 
-def allocate_npus(policy, ids, username, current, per_user=1, static_map=None):
+def allocate_npus(
+    policy: str,
+    ids: Iterable[int],
+    username: str,
+    current: Mapping[str, Iterable[int]],
+    per_user: int = 1,
+    static_map: Mapping[str, Iterable[int]] | None = None,
+) -> list[int]:
     """Return the sorted NPU ids for `username`.
 
     current: {username: [ids]} of servers holding NPUs now (exclusive policy); the caller
@@ -98,7 +114,9 @@ def allocate_npus(policy, ids, username, current, per_user=1, static_map=None):
     return free[:per_user]
 
 
-def allocate_port(username, current, start, end, reserved=()):
+def allocate_port(
+    username: str, current: Mapping[str, int], start: int, end: int, reserved: Iterable[int] = ()
+) -> int:
     """Return the SSH host port of `username`: the one recorded in `current` ({username: port})
     when there is one, else the lowest port in [start, end] neither taken nor reserved."""
     if username in current:
@@ -113,7 +131,7 @@ def allocate_port(username, current, start, end, reserved=()):
     )
 
 
-def parse_id_list(text):
+def parse_id_list(text: object) -> list[int]:
     """Parse an ASCEND_VISIBLE_DEVICES-style list ("0,1", "0-3", "") into sorted ints."""
     out: set[int] = set()
     for part in str(text).split(","):
@@ -130,6 +148,6 @@ def parse_id_list(text):
     return sorted(out)
 
 
-def format_id_list(ids):
+def format_id_list(ids: Iterable[int]) -> str:
     """Format ids for ASCEND_VISIBLE_DEVICES ("0,1"); never `all`, which the runtime rejects."""
     return ",".join(str(i) for i in sorted(ids))

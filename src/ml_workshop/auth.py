@@ -7,11 +7,16 @@ filters: a student not on this server's roster cannot log in (admins always can)
 happens as usual.
 """
 
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
 from nativeauthenticator import NativeAuthenticator
 from traitlets import Set, Unicode
 
 
-def roster_allows(username, roster, admins):
+def roster_allows(username: str, roster: Collection[str], admins: Collection[str]) -> bool:
     """True when `username` may log in to this server: on its roster, or an admin.
 
     hubconfig.apply installs this authenticator only when the site has a roster, so an empty
@@ -27,7 +32,7 @@ class WorkshopAuthenticator(NativeAuthenticator):
 
     roster = Set(Unicode(), config=True, help="Students assigned to this server (admins always log in).")
 
-    def check_allowed(self, username, authentication=None):
+    def check_allowed(self, username: str, authentication: dict[str, Any] | None = None) -> bool:
         if roster_allows(username, self.roster, self.admin_users):
             return True
         self.log.warning("%s is not on this server's roster; login refused", username)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .alloc import format_id_list
 
@@ -29,22 +31,22 @@ DEFAULT_CAP_ADD = (
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
-def safe_name(escaped_username):
+def safe_name(escaped_username: str) -> str:
     """Reject names that could escape a directory (the spawner passes DockerSpawner's escaped name)."""
     if not _SAFE.match(escaped_username or "") or ".." in escaped_username:
         raise ValueError(f"unsafe user name for a path or container: {escaped_username!r}")
     return escaped_username
 
 
-def container_name(escaped_username, prefix=CONTAINER_PREFIX):
+def container_name(escaped_username: str, prefix: str = CONTAINER_PREFIX) -> str:
     return f"{prefix}-{safe_name(escaped_username)}"
 
 
-def work_dir(root, escaped_username):
+def work_dir(root: str, escaped_username: str) -> str:
     return os.path.join(root, safe_name(escaped_username))
 
 
-def volumes(work_root, escaped_username, content_dir):
+def volumes(work_root: str, escaped_username: str, content_dir: str) -> dict[str, dict[str, str]]:
     """DockerSpawner `volumes`: the student's own work dir rw, the workshop content ro.
     Nothing of another user is mounted."""
     vols = {
@@ -55,7 +57,7 @@ def volumes(work_root, escaped_username, content_dir):
     return vols
 
 
-def npu_devices(npu_ids, access):
+def npu_devices(npu_ids: Iterable[int], access: Mapping[str, Any]) -> list[str]:
     """Device strings (host:container:rwm) for the NPUs plus the shared management devices."""
     if not npu_ids:
         return []
@@ -65,7 +67,7 @@ def npu_devices(npu_ids, access):
     return [f"{d}:{d}:rwm" if ":" not in d else d for d in devs]
 
 
-def npu_binds(npu_ids, access):
+def npu_binds(npu_ids: Iterable[int], access: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """Read-only driver mounts ("src:dst:ro" strings) as docker-py `binds` entries."""
     if not npu_ids:
         return {}
@@ -80,20 +82,20 @@ def npu_binds(npu_ids, access):
 
 def host_config(
     *,
-    npu_ids,
-    npu_access,
-    npu_runtime,
-    ssh_port,
-    ssh_bind_ip="0.0.0.0",
-    pids_limit=2048,
-    shm_size="2g",
-    cap_add=DEFAULT_CAP_ADD,
-    no_new_privileges=True,
-    init=True,
-):
+    npu_ids: Iterable[int],
+    npu_access: Mapping[str, Any],
+    npu_runtime: str,
+    ssh_port: int | str,
+    ssh_bind_ip: str = "0.0.0.0",
+    pids_limit: int | str = 2048,
+    shm_size: str = "2g",
+    cap_add: Iterable[str] = DEFAULT_CAP_ADD,
+    no_new_privileges: bool = True,
+    init: bool = True,
+) -> dict[str, Any]:
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
     SSH port, limits and capabilities. Never privileged, never the Docker socket."""
-    cfg = {
+    cfg: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "cap_add": sorted(set(cap_add)),
         "pids_limit": int(pids_limit),
@@ -119,7 +121,9 @@ def host_config(
     return cfg
 
 
-def environment(*, npu_ids, ssh_port, ssh_host, extra_env=None):
+def environment(
+    *, npu_ids: Iterable[int], ssh_port: int, ssh_host: str, extra_env: Mapping[str, str] | None = None
+) -> dict[str, str]:
     env = dict(extra_env or {})
     env.update(
         {
@@ -131,7 +135,7 @@ def environment(*, npu_ids, ssh_port, ssh_host, extra_env=None):
     return env
 
 
-def labels(username, npu_ids, ssh_port):
+def labels(username: str, npu_ids: Iterable[int], ssh_port: int) -> dict[str, str]:
     return {
         LABEL_USER: username,
         LABEL_NPUS: format_id_list(npu_ids),
@@ -139,7 +143,7 @@ def labels(username, npu_ids, ssh_port):
     }
 
 
-def check_no_docker_socket(vols):
+def check_no_docker_socket(vols: dict[str, Any]) -> dict[str, Any]:
     """Refuse any mount of the Docker socket (it equals root on the host)."""
     for src in list(vols):
         if "docker.sock" in str(src):
@@ -147,12 +151,18 @@ def check_no_docker_socket(vols):
     return vols
 
 
-def vscode_snippet(host_alias, host, port, user="root"):
+def vscode_snippet(host_alias: str, host: str, port: int, user: str = "root") -> str:
     """An ~/.ssh/config entry for VS Code Remote-SSH."""
     return f"Host {host_alias}\n    HostName {host}\n    Port {port}\n    User {user}\n"
 
 
-def connection_details(username, state, ssh_host, alias_prefix="ml-workshop", ssh_user="root"):
+def connection_details(
+    username: str,
+    state: Mapping[str, Any],
+    ssh_host: str,
+    alias_prefix: str = "ml-workshop",
+    ssh_user: str = "root",
+) -> dict[str, Any] | None:
     """Pure: what the page shows. None when the student has no SSH port yet.
 
     The SSH user is root, as in the original ml-workshop: the student image generates root's

@@ -11,7 +11,7 @@ from .store import StateStore
 
 class ConnectionHandler(BaseHandler):
     @web.authenticated
-    async def get(self):
+    async def get(self) -> None:
         user = self.current_user
         spawner = user.spawner
         details = connection_details(user.name, StateStore(spawner.state_file).load(), spawner.ssh_host)

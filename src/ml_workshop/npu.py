@@ -8,6 +8,8 @@ Sources for the formats are in docs/ascend.md (cited per function).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .alloc import parse_id_list
 
@@ -39,7 +41,7 @@ HEALTH_STATES = ("OK", "Warning", "Alarm", "Critical")
 _TOKEN = re.compile(r"[0-9]+|[a-z]+")
 
 
-def _token_key(tok: str):
+def _token_key(tok: str) -> tuple[int, int, int | str]:
     """Rank of one dot-separated part. Ascend versions: 24.1.rc1 < 24.1.rc2 < 24.1.0,
     8.0.RC1.alpha001 < 8.0.RC1, 7.1.0.6.220. Pre-release words rank below the end of the
     version, numbers above it."""
@@ -61,7 +63,7 @@ def _token_key(tok: str):
 _END = (2, 0, "")
 
 
-def version_key(version: str):
+def version_key(version: str) -> list[tuple[int, int, int | str]]:
     """Sort key for an Ascend version string (case-insensitive)."""
     v = str(version).strip().lower()
     if not v:
@@ -104,7 +106,7 @@ def install_action(installed: str, wanted: str, force: bool = False) -> str:
 # ---------------------------------------------------------------------------------------------
 # Files written by the vendor packages (docs/ascend.md#installed-versions)
 # ---------------------------------------------------------------------------------------------
-def parse_key_values(text: str) -> dict:
+def parse_key_values(text: str) -> dict[str, str]:
     """KEY=VALUE lines (driver/version.info, /etc/ascend_install.info,
     ascend_toolkit_install.info). Keys keep their case; blank and # lines are skipped."""
     out = {}
@@ -131,7 +133,7 @@ _FW_VERSION = re.compile(r"\"version\"\s*:\s*\"?([0-9A-Za-z.]+)\"?")
 _FW_SYSTEM = re.compile(r"Get system version\(([^)]+)\)")
 
 
-def parse_firmware_versions(text: str) -> list:
+def parse_firmware_versions(text: str) -> list[str]:
     """Firmware versions reported by `upgrade-tool --device_index -1 --system_version`
     (docs/ascend.md#installed-versions, ascend-deployer task_firmware.yml), one per device, in order."""
     found = _FW_VERSION.findall(text or "")
@@ -159,7 +161,7 @@ def firmware_version(text: str) -> str:
 _BUS_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
 
 
-def parse_npu_smi_info(text: str) -> dict:
+def parse_npu_smi_info(text: str) -> dict[str, Any]:
     """Parse `npu-smi info`. Returns {'version': str, 'npus': [{'npu': int, 'name': str,
     'health': str}, ...]} in table order. The first row of each NPU is
     `| <id> <name> | <health> | ...`; its second row has the chip id and the bus id."""
@@ -188,7 +190,7 @@ def parse_npu_smi_info(text: str) -> dict:
     return {"version": version, "npus": npus}
 
 
-def unhealthy_npus(text: str, healthy=("OK",)) -> list:
+def unhealthy_npus(text: str, healthy: Iterable[str] = ("OK",)) -> list[str]:
     """`NPU <id> (<name>): <health>` for every NPU whose health is not in `healthy`."""
     return [
         f"NPU {n['npu']} ({n['name']}): {n['health']}"
@@ -197,7 +199,7 @@ def unhealthy_npus(text: str, healthy=("OK",)) -> list:
     ]
 
 
-def parse_npu_smi_list(text: str) -> dict:
+def parse_npu_smi_list(text: str) -> dict[str, Any]:
     """`npu-smi info -l`: 'Total Count : 8' then 'NPU ID : N' / 'Chip Count : 1' blocks."""
     total = None
     ids = []
@@ -214,7 +216,7 @@ def parse_npu_smi_list(text: str) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Hardware detection: /sys/bus/pci/devices/*/{vendor,device,subsystem_device}
 # ---------------------------------------------------------------------------------------------
-def parse_pci_devices(text: str) -> list:
+def parse_pci_devices(text: str) -> list[dict[str, Any]]:
     """Lines `<address> <vendor> <device> [<subsystem_device>]` (hex, as in sysfs) ->
     Ascend NPUs: [{'address', 'device', 'chip', 'subsystem'}]. Other devices are dropped."""
     found = []
@@ -240,7 +242,7 @@ def parse_pci_devices(text: str) -> list:
     return sorted(found, key=lambda d: d["address"])
 
 
-def npu_chip(pci: list) -> str:
+def npu_chip(pci: Sequence[Mapping[str, Any]]) -> str:
     """Chip type of the host from parse_pci_devices() ('' when no NPU). Mixed chips: the most
     common one. 310P with subsystem 0x0110 is a 300I Duo card, still chip 310P."""
     if not pci:
@@ -259,7 +261,7 @@ def chip_package_name(chip: str) -> str:
         return str(chip).lower()
 
 
-def davinci_ids(paths) -> list:
+def davinci_ids(paths: Iterable[str] | None) -> list[int]:
     """Sorted NPU ids from device node paths (/dev/davinciN; davinci_manager is not an NPU)."""
     ids = set()
     for p in paths or []:
@@ -283,7 +285,7 @@ def cann_arch(arch: str) -> str:
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(arch, arch)
 
 
-def package_patterns(component: str, version: str, arch: str, chip: str = "") -> list:
+def package_patterns(component: str, version: str, arch: str, chip: str = "") -> list[str]:
     """Shell glob patterns (tried in order) for a component's .run file.
     component: driver, firmware, toolkit, kernels, nnal, docker-runtime."""
     c = chip_package_name(chip) if chip else "*"
@@ -309,7 +311,9 @@ def package_patterns(component: str, version: str, arch: str, chip: str = "") ->
     raise ValueError(f"unknown component {component!r}")
 
 
-def match_package(names, component: str, version: str, arch: str, chip: str = "") -> str:
+def match_package(
+    names: Iterable[str] | None, component: str, version: str, arch: str, chip: str = ""
+) -> str:
     """The first file name in `names` matching the component's patterns ('' when none).
     Exact (case-sensitive) glob match on the base name."""
     import fnmatch
@@ -332,7 +336,12 @@ def _same(a: str, b: str) -> bool:
         return False
 
 
-def pairing_problems(driver: str = "", firmware: str = "", cann: str = "", table=None) -> list:
+def pairing_problems(
+    driver: str = "",
+    firmware: str = "",
+    cann: str = "",
+    table: Iterable[Mapping[str, Any]] | None = None,
+) -> list[str]:
     """Messages for a driver/firmware/CANN combination that is not a known pairing.
     Empty components are not checked. A component absent from the table is 'unknown';
     components known but from different rows are a 'mismatch'."""
@@ -356,7 +365,7 @@ def pairing_problems(driver: str = "", firmware: str = "", cann: str = "", table
     return problems
 
 
-def expand_visible_devices(spec, present) -> list:
+def expand_visible_devices(spec: str | Sequence[int | str], present: Iterable[int | str] | None) -> list[int]:
     """ASCEND_VISIBLE_DEVICES for the Ascend Docker Runtime, which rejects `all`
     (docs/ascend.md#ascend_visible_devices): 'all' -> every present id; '0,2', '0-3', [0, 1] -> explicit sorted ids,
     each of which must be present."""
@@ -379,13 +388,13 @@ def expand_visible_devices(spec, present) -> list:
 # task_toolkit.yml)
 # ---------------------------------------------------------------------------------------------
 def driver_steps(
-    actions: dict,
-    packages: dict,
+    actions: Mapping[str, str],
+    packages: Mapping[str, str],
     install_type: str = "full",
     user: str = "HwHiAiUser",
     group: str = "HwHiAiUser",
     for_all: bool = True,
-) -> list:
+) -> list[dict[str, Any]]:
     """Ordered installer runs for the driver and firmware. actions: {'driver': a, 'firmware': a}
     with a from install_action() ('refuse-downgrade' must have been refused before).
     Fresh host (driver action 'install'): driver then firmware. Otherwise firmware then driver.
@@ -425,7 +434,9 @@ def driver_steps(
     return [s for s in order if s["action"] != "none"]
 
 
-def cann_steps(components, actions: dict, packages: dict, for_all: bool = True) -> list:
+def cann_steps(
+    components: Iterable[str], actions: Mapping[str, str], packages: Mapping[str, str], for_all: bool = True
+) -> list[dict[str, Any]]:
     """Ordered installer runs for CANN components (toolkit, kernels, nnal — in that order).
     Toolkit: `--install` fresh, `--upgrade` over an installed one; kernels/ops and nnal go into
     the toolkit's version directory, so they always take `--install`."""
@@ -471,7 +482,9 @@ def image_cann_version(image: str) -> str:
     return m.group(1) if m else ""
 
 
-def image_pairing_problems(images: dict, driver: str, table=None) -> list:
+def image_pairing_problems(
+    images: Mapping[str, str] | None, driver: str, table: Iterable[Mapping[str, Any]] | None = None
+) -> list[str]:
     """Messages for base images whose CANN does not pair with the host's driver.
     images: {variable name: image reference}; driver: the host's driver version ('' = not
     known, nothing checked). Images that are not CANN images are not checked. Each message

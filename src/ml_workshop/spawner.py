@@ -54,28 +54,28 @@ class WorkshopSpawner(DockerSpawner):
     log_tail_lines = Integer(8, config=True, help="container log lines shown when it exits at once")
 
     # users whose spawn is in progress in this hub process: their allocation is not stale
-    _spawning: set = set()
+    _spawning: set[str] = set()
 
     @default("name_template")
-    def _name_template(self):
+    def _name_template(self) -> str:
         return container.CONTAINER_PREFIX + "-{username}"
 
     @property
-    def store(self):
+    def store(self) -> StateStore:
         return StateStore(self.state_file)
 
-    async def _running_users(self):
+    async def _running_users(self) -> set[str]:
         found = await self.docker("containers", filters={"label": container.LABEL_USER, "status": "running"})
         return {c["Labels"].get(container.LABEL_USER) for c in found}
 
-    def _ensure_work_dir(self):
+    def _ensure_work_dir(self) -> str:
         path = container.work_dir(self.work_root, self.escaped_name)
         if not os.path.isdir(path):
             os.makedirs(path, mode=0o750)
             os.chown(path, self.work_uid, self.work_gid)
         return path
 
-    async def _allocate(self):
+    async def _allocate(self) -> tuple[list[int], int]:
         user = self.user.name
         running = await self._running_users() if self.npu_policy == "exclusive" else set()
         with self.store.transaction() as st:
@@ -94,11 +94,11 @@ class WorkshopSpawner(DockerSpawner):
             st["ssh_ports"][user] = port
         return ids, port
 
-    def _release(self):
+    def _release(self) -> None:
         with self.store.transaction() as st:
             st["npus"].pop(self.user.name, None)
 
-    def apply_allocation(self, ids, port):
+    def apply_allocation(self, ids: list[int], port: int) -> None:
         """Set DockerSpawner's settings for this start (pure builders from `container`)."""
         vols = container.volumes(self.work_root, self.escaped_name, self.content_dir)
         if self.npu_runtime != "ascend":
@@ -279,7 +279,7 @@ class WorkshopSpawner(DockerSpawner):
             await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
             pause = min(pause * 1.5, 2.0)
 
-    async def poll(self):
+    async def poll(self) -> int | None:
         """None while the container runs, else its exit status. A server found gone (its
         container exited or was removed, the daemon or the host restarted) releases its
         exclusive NPUs at once: JupyterHub's startup check marks such servers stopped without
@@ -289,7 +289,7 @@ class WorkshopSpawner(DockerSpawner):
             self._release()
         return status
 
-    async def stop(self, now=False):
+    async def stop(self, now: bool = False) -> None:
         try:
             await super().stop(now=now)
         finally:
@@ -299,18 +299,18 @@ class WorkshopSpawner(DockerSpawner):
     npu_allocated = List(Integer())
     ssh_port = Integer(0)
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.object_id:
             state["npus"] = list(self.npu_allocated)
             state["ssh_port"] = self.ssh_port
         return state
 
-    def load_state(self, state):
+    def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.npu_allocated = state.get("npus", [])
         self.ssh_port = state.get("ssh_port", 0)
 
-    def clear_state(self):
+    def clear_state(self) -> None:
         super().clear_state()
         self.npu_allocated = []

@@ -8,15 +8,17 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import Any
 
 EMPTY = {"npus": {}, "ssh_ports": {}}
 
 
 class StateStore:
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def load(self):
+    def load(self) -> dict[str, dict[str, Any]]:
         try:
             with open(self.path, encoding="utf-8") as f:
                 data = json.load(f)
@@ -24,7 +26,7 @@ class StateStore:
             data = {}
         return {k: dict(data.get(k, {})) for k in EMPTY}
 
-    def _write(self, data):
+    def _write(self, data: dict[str, Any]) -> None:
         d = os.path.dirname(self.path) or "."
         os.makedirs(d, mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=d, prefix=".state-")
@@ -41,7 +43,7 @@ class StateStore:
             raise
 
     @contextlib.contextmanager
-    def transaction(self):
+    def transaction(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Yield the state dict; it is written back when the block ends without an error."""
         d = os.path.dirname(self.path) or "."
         os.makedirs(d, mode=0o700, exist_ok=True)
