@@ -103,3 +103,29 @@ def test_apply_sets_the_hub_config(tmp_path):
     assert c.WorkshopSpawner.ssh_port_range == (22222, 22999)
     assert (c.WorkshopSpawner.work_uid, c.WorkshopSpawner.work_gid) == (1001, 1002)
     json.dumps(c.WorkshopSpawner.npu_static_map)
+
+
+@pytest.mark.parametrize(
+    "port_range, reserved, problem",
+    [
+        ([22222, 22999], [28000, 8081], None),
+        ([22222], [], "must be [first, last]"),
+        ("22222-22999", [], "must be [first, last]"),
+        ([80, 90], [], "within 1024-65535"),
+        ([23000, 22000], [], "within 1024-65535"),
+        ([22222, 70000], [], "within 1024-65535"),
+        ([28000, 28100], [28000, 3142], "contains port 28000"),
+    ],
+)
+def test_ssh_port_problems(port_range, reserved, problem):
+    got = hubconfig.ssh_port_problems(port_range, reserved)
+    assert (got == []) if problem is None else any(problem in p for p in got), got
+
+
+def test_apply_refuses_a_bad_port_range(tmp_path):
+    from traitlets.config import Config
+
+    s = settings(tmp_path)
+    s["spawner"]["ssh_port_range"], s["spawner"]["ssh_reserved_ports"] = [27990, 28010], [28000]
+    with pytest.raises(ValueError, match="contains port 28000"):
+        hubconfig.apply(Config(), s)

@@ -42,6 +42,26 @@ def roster_problems(entries: object, servers: list[str]) -> list[str]:
     return problems
 
 
+def ssh_port_problems(port_range: object, reserved: list[object]) -> list[str]:
+    """What is wrong with `hub_ssh_port_range` given the ports the hub and caches use; [] when usable.
+
+    The same rule the hub applies when it loads its settings (apply raises on a problem), and the
+    preflight's check (filter hub_ssh_port_problems)."""
+    try:
+        first, last = (int(p) for p in port_range)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return [f"hub_ssh_port_range must be [first, last], not {port_range!r}"]
+    if not 1024 <= first <= last <= 65535:
+        return [f"hub_ssh_port_range must be [first, last] within 1024-65535, not {[first, last]}"]
+    clash = sorted({int(p) for p in reserved if first <= int(p) <= last})
+    if clash:
+        return [
+            f"hub_ssh_port_range {[first, last]} contains port {', '.join(map(str, clash))}, used by the hub "
+            "or the cache proxy (hub_port, hub_api_port, hub_proxy_api_port, hub_reserved_ports)"
+        ]
+    return []
+
+
 def read_secret(path):
     with open(path, encoding="utf-8") as f:
         return f.read().strip()
@@ -154,6 +174,9 @@ def apply(c, s):
     ws.work_uid = int(sp["work_uid"])
     ws.work_gid = int(sp["work_gid"])
     ws.content_dir = sp["content_dir"]
+    problems = ssh_port_problems(sp["ssh_port_range"], sp["ssh_reserved_ports"])
+    if problems:
+        raise ValueError("; ".join(problems))
     ws.ssh_port_range = tuple(int(p) for p in sp["ssh_port_range"])
     ws.ssh_reserved_ports = [int(p) for p in sp["ssh_reserved_ports"]]
     ws.ssh_host = sp["ssh_host"]
