@@ -31,11 +31,10 @@ def test_authenticator_refuses_users_off_the_roster():
 
 def test_roster_config_turns_allow_all_off(tmp_path):
     # JupyterHub skips check_allowed while allow_all is True (the hub's base config sets it).
+    from test_hub_config import settings as hub_settings
     from traitlets.config import Config
 
     from ml_workshop import hubconfig
-
-    from test_hub_config import settings as hub_settings
 
     def settings(roster):
         s = hub_settings(tmp_path)

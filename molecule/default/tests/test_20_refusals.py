@@ -112,9 +112,7 @@ def write_file(host, path, text):
 
 def hub_python(host, code):
     """Run `code` with the hub's Python and our package (as the hub does)."""
-    write_file(
-        host, "/tmp/test-refusals.py", "import sys\nsys.path.insert(0, '/opt/jupyterhub/lib')\n" + code
-    )
+    write_file(host, "/tmp/test-refusals.py", code)
     host.check_output(f"{HUB_PY} /tmp/test-refusals.py && rm -f /tmp/test-refusals.py")
 
 

@@ -3,6 +3,8 @@ the nested Docker engine. NPUs are EMULATED device nodes made by prepare.yml.
 Tests run in file order and build on each other (sign-up -> approval -> spawn -> restart)."""
 
 import json
+import pathlib
+import re
 import time
 
 import pytest
@@ -53,6 +55,20 @@ def test_config_layered_and_secrets_0600(host):
         assert f.mode == 0o600 and f.user == "root" and len(f.content_string.strip()) >= 16
     assert host.file("/var/lib/jupyterhub").mode == 0o700
     assert host.file("/var/lib/jupyterhub/jupyterhub.sqlite").exists
+    # written from hub_extra_config: carries the marker the role reconciles the directory by
+    assert host.file("/etc/jupyterhub/jupyterhub_config.d/50-operator.py").content_string.startswith(
+        "# ml-workshop hub_extra_config:"
+    )
+
+
+def test_package_installed_by_pip_into_the_venv(host):
+    show = host.check_output("/opt/jupyterhub/venv/bin/python -m pip show ml-workshop")
+    version = re.search(r"^Version: (\S+)", show, re.M).group(1)
+    init = pathlib.Path(__file__).parents[5] / "src" / "ml_workshop" / "__init__.py"
+    assert f'__version__ = "{version}"' in init.read_text()
+    assert not host.file("/opt/jupyterhub/lib").exists  # the old copy-the-files layout is gone
+    unit = host.file("/etc/systemd/system/jupyterhub.service").content_string
+    assert "PYTHONPATH" not in unit
 
 
 def test_branded_pages_and_operator_override(host):
