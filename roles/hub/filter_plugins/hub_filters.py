@@ -39,4 +39,5 @@ class FilterModule:
         return {
             "hub_npu_settings_problems": alloc.validate_npu_settings,
             "hub_roster_problems": hubconfig.roster_problems,
+            "hub_ssh_port_problems": hubconfig.ssh_port_problems,
         }
