@@ -49,7 +49,8 @@ def test_roster_config_turns_allow_all_off(tmp_path):
     c = hubconfig.apply(Config(), settings([{"username": "bob", "server": "npu2"}]))
     assert c.Authenticator.allow_all is False and c.WorkshopAuthenticator.roster == set()
     c = hubconfig.apply(Config(), settings([]))
-    assert c.JupyterHub.authenticator_class == "nativeauthenticator.NativeAuthenticator"
+    # always ours (reserved names, the user-name pattern, the rate limit); no roster: allow_all
+    assert c.JupyterHub.authenticator_class == "ml_workshop.auth.WorkshopAuthenticator"
     assert c.Authenticator.allow_all is True
 
 
@@ -61,6 +62,8 @@ def test_roster_config_turns_allow_all_off(tmp_path):
         ([{"username": "a"}], "needs a username and a server"),
         ([{"username": "a", "server": "npu9"}], "npu9, which is not an NPU server"),
         ([{"username": "a", "server": "npu1"}, {"username": "a", "server": "npu2"}], "on both npu1 and npu2"),
+        ([{"username": "Bob.Smith", "server": "npu1"}], "hub_username_pattern"),
+        ([{"username": "{prefix}", "server": "npu1"}], "cannot be used"),
     ],
 )
 def test_roster_problems(entries, problem):

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 
+from . import names
+
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
 
@@ -20,8 +22,9 @@ def roster_for(entries: list[dict], server: str) -> tuple[bool, list[str]]:
     return bool(entries), names
 
 
-def roster_problems(entries: object, servers: list[str]) -> list[str]:
-    """What is wrong with `hub_roster` (a list of {username, server}); [] when it is usable."""
+def roster_problems(entries: object, servers: list[str], pattern: str = names.DEFAULT_PATTERN) -> list[str]:
+    """What is wrong with `hub_roster` (a list of {username, server}); [] when it is usable.
+    Every name must match the user-name pattern (`hub_username_pattern`)."""
     if not isinstance(entries, list):
         return [f"hub_roster must be a list of {{username, server}} entries, not {entries!r}"]
     problems: list[str] = []
@@ -31,6 +34,9 @@ def roster_problems(entries: object, servers: list[str]) -> list[str]:
             problems.append(f"hub_roster entry {n + 1} needs a username and a server: {e!r}")
             continue
         user, server = str(e["username"]), str(e["server"])
+        bad_name = names.name_problem(user, pattern)
+        if bad_name:
+            problems.append(f"hub_roster entry {n + 1}: {bad_name} (hub_username_pattern)")
         if server not in servers:
             problems.append(
                 f"hub_roster entry {n + 1} puts {user} on {server}, which is not an NPU server "
@@ -121,7 +127,7 @@ def apply(c, s):
     hub.template_vars = {"workshop_title": s["title"], "announcement_login": s.get("announcement", "")}
     hub.shutdown_on_logout = False
     hub.default_url = "/hub/home"  # log in to the home page; the student starts the server
-    hub.authenticator_class = "nativeauthenticator.NativeAuthenticator"
+    hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
     hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
     from ml_workshop.handlers import ConnectionHandler
 
@@ -140,12 +146,18 @@ def apply(c, s):
     c.NativeAuthenticator.check_common_password = True
     c.NativeAuthenticator.allowed_failed_logins = int(a["allowed_failed_logins"])
     c.NativeAuthenticator.seconds_before_next_try = int(a["seconds_before_next_try"])
-    in_force, names = roster_for(a.get("roster", []), s.get("server", ""))
+    c.NativeAuthenticator.enable_signup = bool(a.get("signup_enabled", True))
+    wa = c.WorkshopAuthenticator
+    wa.reserved_usernames = list(a.get("reserved_usernames", names.DEFAULT_RESERVED))
+    wa.username_pattern_rule = a.get("username_pattern", names.DEFAULT_PATTERN)
+    wa.rate_per_minute = float(a.get("rate_per_minute", 20))
+    wa.rate_burst = int(a.get("rate_burst", 20))
+    wa.trusted_proxies = {s["hub_connect_ip"], s["hub_ip"]}  # where the proxy connects from
+    in_force, roster = roster_for(a.get("roster", []), s.get("server", ""))
     if in_force:
         # A filter, not allowed_users (which NativeAuthenticator treats as pre-approved).
-        hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
         c.Authenticator.allow_all = False
-        c.WorkshopAuthenticator.roster = set(names)
+        wa.roster = set(roster)
 
     sp = s["spawner"]
     ws = c.WorkshopSpawner

@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, hubconfig
+    from ml_workshop import alloc, hubconfig, names
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = hubconfig = _MissingPackage("hub_*", _error)
+    alloc = hubconfig = names = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -40,4 +40,5 @@ class FilterModule:
             "hub_npu_settings_problems": alloc.validate_npu_settings,
             "hub_roster_problems": hubconfig.roster_problems,
             "hub_ssh_port_problems": hubconfig.ssh_port_problems,
+            "hub_username_problem": names.name_problem,
         }
