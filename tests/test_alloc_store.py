@@ -34,7 +34,7 @@ def test_concurrent_transactions_do_not_lose_updates(tmp_path):
 
     def add(i):
         with s.transaction() as st:
-            st["ssh_ports"][f"u{i}"] = i
+            st["ssh_ports"][f"u{i}"] = 22222 + i
 
     threads = [threading.Thread(target=add, args=(i,)) for i in range(20)]
     for t in threads:
@@ -42,3 +42,61 @@ def test_concurrent_transactions_do_not_lose_updates(tmp_path):
     for t in threads:
         t.join()
     assert len(s.load()["ssh_ports"]) == 20
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{not json",
+        "",
+        "[]",
+        '{"npus": [], "ssh_ports": {}}',
+        '{"npus": {"a": ["0"]}, "ssh_ports": {}}',
+        '{"npus": {"a": [0], "b": [0, 1]}, "ssh_ports": {}}',  # one NPU, two owners
+        '{"npus": {}, "ssh_ports": {"a": 22222, "b": 22222}}',
+        '{"npus": {}, "ssh_ports": {"a": "22222"}}',
+    ],
+)
+def test_damaged_file_is_moved_aside_and_rebuilt(tmp_path, text, caplog):
+    path = tmp_path / "state.json"
+    path.write_text(text)
+    s = StateStore(str(path))
+    assert s.load() == {"npus": {}, "ssh_ports": {}}  # read-only view: never trusted
+    rebuilt = {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230}}
+    with caplog.at_level("ERROR", logger="ml_workshop.store"):
+        with s.transaction(rebuild=lambda: rebuilt) as st:
+            assert st == rebuilt
+            st["ssh_ports"]["dan"] = 22231
+    aside = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == text  # kept for the admin to look at
+    assert s.load() == {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230, "dan": 22231}}
+    assert "damaged" in caplog.text and "rebuilt from the running containers' labels" in caplog.text
+
+
+def test_damaged_file_without_rebuild_is_left_alone(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text("{broken")
+    with StateStore(str(path)).transaction() as st:  # a release: cannot rebuild
+        st["npus"]["x"] = [1]
+    assert path.read_text() == "{broken" and not list(tmp_path.glob("*.corrupt-*"))
+
+
+def test_state_from_labels():
+    from ml_workshop import container
+
+    found = [
+        {"Labels": container.labels("alice", [0, 1], 22222)},
+        {
+            "Labels": {
+                container.LABEL_USER: "bob",
+                container.LABEL_NPUS: "1,2",
+                container.LABEL_SSH_PORT: "22223",
+            }
+        },
+        {"Labels": {container.LABEL_USER: "eve", container.LABEL_NPUS: "x", container.LABEL_SSH_PORT: "?"}},
+        {"Labels": {}},
+    ]
+    got = container.state_from_labels(found)
+    # bob's NPU 1 is alice's already: not given twice
+    assert got == {"npus": {"alice": [0, 1]}, "ssh_ports": {"alice": 22222, "bob": 22223}}
+    assert container.state_from_labels(found, record_npus=False)["npus"] == {}

@@ -135,12 +135,64 @@ def environment(
     return env
 
 
+def format_escape(obj: Any) -> Any:
+    """`obj` with every `{` and `}` of its strings (dict keys too) doubled.
+
+    DockerSpawner passes extra_create_kwargs, extra_host_config (_render_templates) and the
+    volume paths (format_volume_name) through str.format with its template namespace, so a
+    user named `{prefix}` would get the label value `jupyter`, and `x{prefix.foo}` would make the
+    start fail (AttributeError, which _render_templates does not catch). Escaped, format gives
+    the value back unchanged."""
+    if isinstance(obj, str):
+        return obj.replace("{", "{{").replace("}", "}}")
+    if isinstance(obj, dict):
+        return {format_escape(k): format_escape(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(format_escape(v) for v in obj)
+    return obj
+
+
 def labels(username: str, npu_ids: Iterable[int], ssh_port: int) -> dict[str, str]:
-    return {
-        LABEL_USER: username,
-        LABEL_NPUS: format_id_list(npu_ids),
-        LABEL_SSH_PORT: str(ssh_port),
-    }
+    """The container's labels, escaped for DockerSpawner's str.format (format_escape): after
+    its rendering Docker gets the user name exactly."""
+    return format_escape(
+        {
+            LABEL_USER: username,
+            LABEL_NPUS: format_id_list(npu_ids),
+            LABEL_SSH_PORT: str(ssh_port),
+        }
+    )
+
+
+def state_from_labels(
+    containers: Iterable[Mapping[str, Any]], record_npus: bool = True
+) -> dict[str, dict[str, Any]]:
+    """The state file's content rebuilt from running containers (docker-py `containers()` entries
+    with their Labels): each user's SSH port and, with record_npus (the exclusive policy), NPUs.
+    Labels that cannot be read are skipped; an NPU or port already taken is not given twice."""
+    npus: dict[str, list[int]] = {}
+    ports: dict[str, int] = {}
+    taken_ids: set[int] = set()
+    for c in containers:
+        lab = c.get("Labels") or {}
+        user = lab.get(LABEL_USER)
+        if not user:
+            continue
+        try:
+            port = int(lab.get(LABEL_SSH_PORT, ""))
+        except ValueError:
+            port = 0
+        if 0 < port <= 65535 and port not in ports.values():
+            ports[user] = port
+        if record_npus:
+            try:
+                ids = [int(i) for i in str(lab.get(LABEL_NPUS, "")).split(",") if i.strip()]
+            except ValueError:
+                ids = []
+            if ids and not taken_ids & set(ids):
+                npus[user] = sorted(ids)
+                taken_ids.update(ids)
+    return {"npus": npus, "ssh_ports": ports}
 
 
 def check_no_docker_socket(vols: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +58,11 @@ class WorkshopSpawner(DockerSpawner):
 
     # users whose spawn is in progress in this hub process: their allocation is not stale
     _spawning: set[str] = set()
+    # one allocation at a time in this hub process (per event loop): the running-container list,
+    # the stale check and the write are one step (_allocate)
+    _allocation_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+        weakref.WeakKeyDictionary()
+    )
 
     @default("name_template")
     def _name_template(self) -> str:
@@ -64,9 +72,15 @@ class WorkshopSpawner(DockerSpawner):
     def store(self) -> StateStore:
         return StateStore(self.state_file)
 
-    async def _running_users(self) -> set[str]:
-        found = await self.docker("containers", filters={"label": container.LABEL_USER, "status": "running"})
-        return {c["Labels"].get(container.LABEL_USER) for c in found}
+    async def _running_containers(self) -> list[dict[str, Any]]:
+        return await self.docker("containers", filters={"label": container.LABEL_USER, "status": "running"})
+
+    def _allocation_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._allocation_locks.get(loop)
+        if lock is None:
+            lock = self._allocation_locks[loop] = asyncio.Lock()
+        return lock
 
     def _ensure_work_dir(self) -> str:
         path = container.work_dir(self.work_root, self.escaped_name)
@@ -76,13 +90,30 @@ class WorkshopSpawner(DockerSpawner):
         return path
 
     async def _allocate(self) -> tuple[list[int], int]:
+        """NPUs and the SSH port for this start, serialised with every other start of this hub.
+
+        Under one lock: who is starting (taken BEFORE the container list, so a start that ends
+        while the list is read is seen in one or the other), the running containers, the release
+        of stale allocations, the choice and the write. A damaged state file is rebuilt from the
+        running containers' labels (store.StateStore.transaction)."""
         user = self.user.name
-        running = await self._running_users() if self.npu_policy == "exclusive" else set()
-        with self.store.transaction() as st:
+        async with self._allocation_lock():
+            spawning = set(self._spawning)
+            found = await self._running_containers()
+            running = {(c.get("Labels") or {}).get(container.LABEL_USER) for c in found}
+            return self._allocate_locked(user, running | spawning, found)
+
+    def _allocate_locked(
+        self, user: str, live: set[str], found: list[dict[str, Any]]
+    ) -> tuple[list[int], int]:
+        def rebuild() -> dict[str, dict[str, Any]]:
+            return container.state_from_labels(found, record_npus=self.npu_policy == "exclusive")
+
+        with self.store.transaction(rebuild=rebuild) as st:
             npus = st["npus"]
             # allocations of servers that are gone (crash, docker restart) are released here
             for other in list(npus):
-                if other != user and other not in running and other not in self._spawning:
+                if other != user and other not in live:
                     del npus[other]
             ids = alloc.allocate_npus(
                 self.npu_policy, self.npu_ids, user, npus, self.npu_per_user, self.npu_static_map
@@ -103,18 +134,22 @@ class WorkshopSpawner(DockerSpawner):
         vols = container.volumes(self.work_root, self.escaped_name, self.content_dir)
         if self.npu_runtime != "ascend":
             vols.update(container.npu_binds(ids, self.npu_access))
-        self.volumes = container.check_no_docker_socket(vols)
-        self.extra_host_config = container.host_config(
-            npu_ids=ids,
-            npu_access=self.npu_access,
-            npu_runtime=self.npu_runtime,
-            ssh_port=port,
-            ssh_bind_ip=self.ssh_bind_ip,
-            pids_limit=self.pids_limit,
-            shm_size=self.shm_size,
-            cap_add=self.cap_add,
-            no_new_privileges=self.no_new_privileges,
-            init=self.docker_init,
+        # DockerSpawner str.formats volumes, extra_host_config and extra_create_kwargs (labels()
+        # escapes its own values): a `{` in any of them must reach Docker as it is.
+        self.volumes = container.format_escape(container.check_no_docker_socket(vols))
+        self.extra_host_config = container.format_escape(
+            container.host_config(
+                npu_ids=ids,
+                npu_access=self.npu_access,
+                npu_runtime=self.npu_runtime,
+                ssh_port=port,
+                ssh_bind_ip=self.ssh_bind_ip,
+                pids_limit=self.pids_limit,
+                shm_size=self.shm_size,
+                cap_add=self.cap_add,
+                no_new_privileges=self.no_new_privileges,
+                init=self.docker_init,
+            )
         )
         self.extra_create_kwargs = {
             "ports": {"22/tcp": {}},
@@ -295,6 +330,33 @@ class WorkshopSpawner(DockerSpawner):
         finally:
             if self.npu_policy == "exclusive":
                 self._release()
+
+    async def delete_forever(self) -> None:
+        """The user is deleted (hub admin page, DELETE /hub/api/users/NAME): their work moves to
+        `<work_root>/.deleted/<name>-<UTC time>` and their SSH port and NPUs are freed, so a new
+        account with the same name starts clean. JupyterHub calls this once per server, after
+        stopping it; named servers have nothing of their own here."""
+        if self.name:
+            return
+        user = self.user.name
+        try:
+            work = container.work_dir(self.work_root, self.escaped_name)
+        except ValueError:
+            work = ""
+        if work and os.path.lexists(work):
+            graveyard = os.path.join(self.work_root, ".deleted")
+            os.makedirs(graveyard, mode=0o700, exist_ok=True)
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            dest = base = os.path.join(graveyard, f"{self.escaped_name}-{stamp}")
+            n = 1
+            while os.path.lexists(dest):
+                dest, n = f"{base}-{n}", n + 1
+            shutil.move(work, dest)
+            self.log.info("Deleted user %s: work archived to %s", user, dest)
+        with self.store.transaction() as st:
+            npus = st["npus"].pop(user, None)
+            port = st["ssh_ports"].pop(user, None)
+        self.log.info("Deleted user %s: SSH port %s and NPUs %s freed", user, port, npus)
 
     npu_allocated = List(Integer())
     ssh_port = Integer(0)
