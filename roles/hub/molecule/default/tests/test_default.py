@@ -80,6 +80,27 @@ def test_branded_pages_and_operator_override(host):
     assert missing["status"] == 404 and "MLW-OPERATOR-404" in missing["text"]
 
 
+def test_signup_refuses_reserved_names(host):
+    # NativeAuthenticator alone would approve a sign-up under an admin's name at once
+    for name in ["superuser", "admin", "root", "Admin"]:
+        out = hub(host, "signup", name, "take-over-1234")
+        assert "is reserved" in out["text"], (name, out["status"])
+    assert not hub(host, "login", "admin", "take-over-1234")["ok"]
+    assert hub(host, "login", "superuser", su_password(host))["ok"]
+    rows = host.check_output("sqlite3 /var/lib/jupyterhub/jupyterhub.sqlite 'select username from users_info'")
+    assert not {"admin", "root"} & set(rows.split())
+
+
+def test_signup_refuses_names_off_the_pattern(host):
+    page = hub(host, "page", "nobody", "x", "/hub/signup")
+    assert 'id="mlw-username-rule"' in page["text"] and "a lowercase letter first" in page["text"]
+    for name in ["{prefix}", "x{prefix.foo}", "bob.smith", "9lives"]:
+        out = hub(host, "signup", name, "good-pass-1234")
+        assert "cannot be used" in out["text"], (name, out["status"])
+    rows = host.check_output("sqlite3 /var/lib/jupyterhub/jupyterhub.sqlite 'select username from users_info'")
+    assert "prefix" not in rows and "bob.smith" not in rows
+
+
 def test_superuser_logs_in_and_wrong_password_fails(host):
     assert hub(host, "login", "superuser", su_password(host))["ok"]
     assert not hub(host, "login", "superuser", "wrong-password")["ok"]
@@ -268,3 +289,31 @@ def test_failed_logins_lock_the_account(host):
 @pytest.mark.parametrize("user", ["alice", "dave"])
 def test_cleanup(host, user):
     hub(host, "api", "DELETE", f"/hub/api/users/{user}/server")
+
+
+def test_deleting_a_user_archives_work_and_frees_the_port(host):
+    for _ in range(60):  # test_cleanup stopped alice's server
+        if host.run("docker inspect ml-workshop-user-alice").rc != 0:
+            break
+        time.sleep(1)
+    assert host.file("/srv/ml-workshop/student-work/alice/notes.txt").exists
+    out = hub(host, "api", "DELETE", "/hub/api/users/alice")
+    assert out["status"] == 204, out
+    assert not host.file("/srv/ml-workshop/student-work/alice").exists
+    archived = host.check_output("ls /srv/ml-workshop/student-work/.deleted").split()
+    assert len(archived) == 1 and re.fullmatch(r"alice-\d{8}T\d{6}Z", archived[0]), archived
+    assert host.file(f"/srv/ml-workshop/student-work/.deleted/{archived[0]}/notes.txt").exists
+    assert host.file("/srv/ml-workshop/student-work/.deleted").mode == 0o700
+    st = state(host)
+    assert "alice" not in st["ssh_ports"] and "alice" not in st["npus"]
+    # the name is free again, and a new alice starts with nothing of the old one
+    out = hub(host, "signup", "alice", "new-alice-pass-1")
+    assert "Your information has been sent to the admin" in out["text"]
+    assert not hub(host, "login", "alice", "alice-pass-9876")["ok"]
+
+
+def test_login_rate_limit_per_address(host):
+    # last: it spends this address's budget (hub_auth_rate_burst) for a minute
+    statuses = [hub(host, "login", "nobody", "guess-1234")["status"] for _ in range(50)]
+    assert 429 in statuses, statuses
+    assert host.run("journalctl -u jupyterhub | grep -q 'Too many login/sign-up attempts from'").rc == 0
