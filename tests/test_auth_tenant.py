@@ -134,3 +134,30 @@ def test_rate_limit_per_address_before_bcrypt(auth, monkeypatch):
     assert e.value.status_code == 429
     assert len(checked) == 3  # the refused attempt never reached the password check
     assert _login(auth, "teacher", "guess", ip="10.0.0.6") is None  # another address: its own budget
+
+
+def test_hub_config_carries_the_account_rules(tmp_path):
+    from test_hub_config import settings as hub_settings
+    from traitlets.config import Config
+
+    from ml_workshop import hubconfig
+
+    s = hub_settings(tmp_path)
+    c = hubconfig.apply(Config(), s)
+    assert c.JupyterHub.authenticator_class == "ml_workshop.auth.WorkshopAuthenticator"
+    assert c.NativeAuthenticator.enable_signup is True
+    assert c.WorkshopAuthenticator.reserved_usernames == list(names.DEFAULT_RESERVED)
+    assert c.WorkshopAuthenticator.username_pattern_rule == names.DEFAULT_PATTERN
+    s["auth"].update(
+        signup_enabled=False,
+        reserved_usernames=["teacher"],
+        username_pattern="^[a-z]+$",
+        rate_per_minute=5,
+        rate_burst=7,
+    )
+    c = hubconfig.apply(Config(), s)
+    assert c.NativeAuthenticator.enable_signup is False
+    assert c.WorkshopAuthenticator.reserved_usernames == ["teacher"]
+    assert c.WorkshopAuthenticator.username_pattern_rule == "^[a-z]+$"
+    assert (c.WorkshopAuthenticator.rate_per_minute, c.WorkshopAuthenticator.rate_burst) == (5.0, 7)
+    assert s["hub_connect_ip"] in c.WorkshopAuthenticator.trusted_proxies
