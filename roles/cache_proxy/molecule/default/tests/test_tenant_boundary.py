@@ -69,7 +69,7 @@ def listeners(host, cache_host):
         f"echo {TLS_MARK} > /tmp/mlw-tls/index.html",
         "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mlw-client"
         " -keyout /tmp/mlw-tls/k.pem -out /tmp/mlw-tls/c.pem 2>/dev/null",
-        f"ip addr add {METADATA}/32 dev eth0",
+        f"ip addr replace {METADATA}/32 dev eth0",
         "systemd-run --unit mlw-test-private -p WorkingDirectory=/tmp/mlw-www python3 -m http.server 8000",
         f"systemd-run --unit mlw-test-metadata -p WorkingDirectory=/tmp/mlw-meta python3 -m http.server 80 --bind {METADATA}",
         f"systemd-run --unit mlw-test-tls -p WorkingDirectory=/tmp/mlw-tls python3 -c {shlex.quote(tls)}",
@@ -77,10 +77,9 @@ def listeners(host, cache_host):
     for cmd in setup:
         host.check_output(cmd)
     cache_host.check_output(f"ip route replace {METADATA}/32 via {client_ip}")
-    for port in (8000, 8443):
-        host.check_output(
-            f"timeout 20 sh -c 'until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 0.5; done'"
-        )
+    for addr, port in (("127.0.0.1", 8000), ("127.0.0.1", 8443), (METADATA, 80)):
+        wait = f"until (exec 3<>/dev/tcp/{addr}/{port}) 2>/dev/null; do sleep 0.5; done"
+        host.check_output(f"timeout 20 bash -c {shlex.quote(wait)}")
     yield client_ip
     cache_host.run(f"ip route del {METADATA}/32")
     host.run("systemctl stop mlw-test-private mlw-test-metadata mlw-test-tls")
