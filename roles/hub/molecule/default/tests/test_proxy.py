@@ -44,6 +44,20 @@ def routes(host):
     return json.loads(host.check_output("python3 -c %s", code))
 
 
+def proc_user(host, pid):
+    return host.check_output(f"ps -o user:32= -p {pid}").strip()
+
+
+def hub_cgroup(host):
+    """(pids, command lines) of the processes in jupyterhub.service's control group."""
+    cgroup = host.check_output("systemctl show -p ControlGroup --value jupyterhub").strip()
+    pids = host.check_output(f"cat /sys/fs/cgroup{cgroup}/cgroup.procs").split()
+    cmdlines = host.run(
+        f"for p in {' '.join(pids)}; do tr '\\0' ' ' < /proc/$p/cmdline; echo; done 2>/dev/null"
+    ).stdout
+    return pids, cmdlines
+
+
 def wait(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,7 +113,7 @@ def test_proxy_unit_runs_as_its_own_user(host):
         assert props[key] == value, (key, props[key])
     assert props.get("CapabilityBoundingSet", "") == ""  # no capability at all
     pid = main_pid(host, UNIT)
-    assert host.check_output(f"ps -o user= -p {pid}").strip() == USER
+    assert proc_user(host, pid) == USER
     assert "configurable-http-proxy" in host.file(f"/proc/{pid}/cmdline").content_string
     user = host.user(USER)
     assert user.exists and user.uid < 1000 and user.shell.endswith("nologin")
@@ -112,10 +126,8 @@ def test_proxy_unit_runs_as_its_own_user(host):
     for dep in ("Requires", "BindsTo", "PartOf", "Wants", "After"):
         assert "jupyterhub.service" not in props.get(dep, ""), dep
     # the hub does not run a proxy of its own
-    hub_cgroup = host.check_output("systemctl show -p ControlGroup --value jupyterhub").strip()
-    procs = host.check_output(f"cat /sys/fs/cgroup{hub_cgroup}/cgroup.procs").split()
-    assert str(pid) not in procs
-    assert not any("configurable-http-proxy" in host.file(f"/proc/{p}/cmdline").content_string for p in procs)
+    pids, cmdlines = hub_cgroup(host)
+    assert str(pid) not in pids and "configurable-http-proxy" not in cmdlines, cmdlines
 
 
 def test_proxy_listens_public_and_api_on_loopback(host):
@@ -197,9 +209,9 @@ def test_hub_restart_keeps_proxy_and_open_connections(host):
 
 
 def test_routes_restored_after_the_proxy_restarted_alone(host):
-    hub_pid = main_pid(host, "jupyterhub")
-    host.check_output(f"systemctl restart {UNIT}")
-    assert "/user/alice/" not in routes(host)  # a new proxy starts with the default route only
+    hub_pid, proxy_pid = main_pid(host, "jupyterhub"), main_pid(host, UNIT)
+    host.check_output(f"systemctl restart {UNIT}")  # a new proxy starts with the default route only
+    assert main_pid(host, UNIT) != proxy_pid
     # the hub is reachable through the new proxy at once (its default target) ...
     wait(lambda: hub_answers(host), 10, "the hub was not reachable through the restarted proxy")
     # ... and puts the routes back within hub_proxy_route_check_interval (20 s)
@@ -248,13 +260,11 @@ def test_upgrade_from_the_proxy_the_hub_started(host):
     changed, log = _playbook("proxy-upgrade.yml")
     assert any("Write the proxy's systemd unit" in c for c in changed), (changed, log)
     pid = main_pid(host, UNIT)
-    assert pid and host.check_output(f"ps -o user= -p {pid}").strip() == USER
+    assert pid and proc_user(host, pid) == USER
     ss = host.check_output("ss -Htlnp")
     public = [line for line in ss.splitlines() if ":28000 " in line]
     assert public and all(f"pid={pid}," in line for line in public), public
-    hub_cgroup = host.check_output("systemctl show -p ControlGroup --value jupyterhub").strip()
-    procs = host.check_output(f"cat /sys/fs/cgroup{hub_cgroup}/cgroup.procs").split()
-    assert not any("configurable-http-proxy" in host.file(f"/proc/{p}/cmdline").content_string for p in procs)
+    assert "configurable-http-proxy" not in hub_cgroup(host)[1]
     assert not host.file("/var/lib/jupyterhub/jupyterhub-proxy.pid").exists
     assert not host.file("/etc/jupyterhub/jupyterhub_config.d/40-earlier-layout.py").exists
     wait(lambda: alice_answers(host), 60, "alice's server did not answer through the new proxy")
