@@ -1,6 +1,6 @@
 """ascend_docker_runtime alone on a bare host, after converge (fresh install of the EMULATED
 runtime 6.0.0 into --install-path=/opt/Ascend), idempotence, check and side_effect (--check
---diff, bad input refused)."""
+--diff, bad input refused, then 6.0.1 pinned: the vendor's --upgrade)."""
 
 import json
 
@@ -10,17 +10,20 @@ RUNTIME_DIR = "/opt/Ascend/Ascend-Docker-Runtime"
 RUNTIME = f"{RUNTIME_DIR}/ascend-docker-runtime"
 
 
-def test_installer_ran_once_with_the_documented_flags(host):
-    """--install into the configured path for Docker, once: idempotence, check mode and the refused
-    cases of side_effect ran no installer."""
-    package = f"Ascend-docker-runtime_6.0.0_linux-{host.system_info.arch}.run"
+def test_installer_ran_once_per_version_with_the_documented_flags(host):
+    """--install of 6.0.0 into the configured path for Docker, then --upgrade to 6.0.1: idempotence,
+    check mode and the refused cases of side_effect ran no installer."""
+    arch = host.system_info.arch
     log = host.file("/var/log/ascend-emulation/installers.log").content_string.splitlines()
-    assert log == [f"{package} --nox11 --install --install-path=/opt/Ascend --install-scene=docker"]
+    assert log == [
+        f"Ascend-docker-runtime_6.0.0_linux-{arch}.run --nox11 --install --install-path=/opt/Ascend --install-scene=docker",
+        f"Ascend-docker-runtime_6.0.1_linux-{arch}.run --nox11 --upgrade --install-path=/opt/Ascend --install-scene=docker",
+    ]
 
 
 def test_eula_accepted_and_install_succeeded(host):
     log = host.file("/var/log/ascend-docker-runtime/installer.log").content_string
-    assert log.count("user accepted EULA") == 1
+    assert log.count("user accepted EULA") == 2  # install and upgrade
     assert log.count("ascend-docker-runtime install success") == 1
     assert "[ERROR]" not in log
 
@@ -33,7 +36,7 @@ def test_runtime_files(host, name):
 
 def test_installed_version(host):
     info = host.file(f"{RUNTIME_DIR}/ascend_docker_runtime_install.info").content_string.splitlines()
-    assert "version=v6.0.0" in info and "install-scene=docker" in info
+    assert "version=v6.0.1" in info and "install-scene=docker" in info  # upgraded in side_effect
     assert f"path={RUNTIME_DIR}" in info
 
 
