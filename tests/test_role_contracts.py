@@ -190,3 +190,26 @@ def test_no_assert_repeats_argument_specs_choices(role):
                 if that and (re.search(rf"\b{v}\s+in\s+\[", text) or v in looped)
             ]
     assert not repeats, repeats
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_preflight_runs_with_every_tag_of_its_role(role):
+    """Whatever tag subset an operator runs (--tags hub, --tags configure, --tags openclaw), each
+    role that runs a task runs its preflight first: the preflight carries every tag the role's
+    tasks use (docs/design.md, "Role contracts"). A role's new tag must be added there too."""
+    import re
+
+    used: set[str] = set()
+    for f in (role / "tasks").glob("*.yml"):
+        for m in re.finditer(r"tags: \[([^\]]*)\]", f.read_text()):
+            used |= {t.strip() for t in m.group(1).split(",") if t.strip()}
+    used.discard("always")
+    main = (role / "tasks" / "main.yml").read_text()
+    preflight = [
+        {t.strip() for t in m.group(1).split(",")}
+        for m in re.finditer(r"tags: \[([^\]]*)\]", main)
+        if "preflight" in m.group(1)
+    ]
+    assert preflight, f"{role.name}: no task tagged preflight in tasks/main.yml"
+    for tags in preflight:
+        assert tags >= used, f"{role.name}: preflight lacks tags {sorted(used - tags)}"
