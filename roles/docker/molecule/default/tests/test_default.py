@@ -21,6 +21,9 @@ def test_daemon_json_values(host):
     assert cfg["registry-mirrors"] == ["https://mirror.example.test"]
     assert cfg["insecure-registries"] == ["registry.lab.test:5000"]
     assert cfg["default-address-pools"] == [{"base": "172.80.0.0/16", "size": 24}]
+    # docker_daemon_runtimes defaults to the ascend_docker_runtime role's local fact (prepare.yml)
+    assert cfg["runtimes"] == {"ascend": {"path": "/usr/sbin/runc", "runtimeArgs": []}}
+    assert "default-runtime" not in cfg  # runc stays the default unless docker_daemon_default_runtime says so
 
 
 def test_daemon_runs_with_the_configuration(host):
@@ -29,6 +32,7 @@ def test_daemon_runs_with_the_configuration(host):
     assert info["LoggingDriver"] == "json-file"
     assert "https://mirror.example.test/" in info["RegistryConfig"]["Mirrors"]
     assert info["Driver"] == "overlay2"
+    assert "ascend" in info["Runtimes"] and info["DefaultRuntime"] == "runc"
 
 
 def test_proxy_drop_in(host):
