@@ -164,10 +164,14 @@ def test_proxy_token_not_exposed(host):
     # systemd shows only the file's name, not its content
     assert token not in host.check_output(f"systemctl show {UNIT}")
     assert token not in host.file(f"/etc/systemd/system/{UNIT}.service").content_string
-    # no file another user can read holds it (the token is handed to grep on stdin, as nobody)
-    found = host.run(
-        f"runuser -u nobody -- grep -rlsF -f /dev/stdin /etc /opt /srv /var /run /tmp /root /home < {TOKEN_FILE}"
-    )
+    # no file another user can read holds it: grep as nobody, the token given on stdin (-f -)
+    grep = f"grep -rlsF -f - {{dirs}} < {TOKEN_FILE}"
+    as_root = host.run(grep.format(dirs="/etc/jupyterhub")).stdout.split()
+    assert sorted(as_root) == [  # the search works: root finds the two root-only files
+        "/etc/jupyterhub/secrets/proxy.env",
+        "/etc/jupyterhub/secrets/proxy_token",
+    ], as_root
+    found = host.run("runuser -u nobody -- " + grep.format(dirs="/etc /opt /srv /var /run /tmp /root /home"))
     assert found.stdout.strip() == "", found.stdout
     # nor the journal lines of the proxy and the hub
     assert token not in host.check_output(f"journalctl -u {UNIT} -u jupyterhub --no-pager -o cat")
