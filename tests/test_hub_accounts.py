@@ -116,3 +116,24 @@ def test_main_fails_with_a_message_and_no_password(db, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "hub_preapproved_users_file" in err and "'admin' is reserved" in err
     assert "pw-123" not in err and "su-pass" not in err
+
+
+def test_accounts_step_runs_with_every_tag_of_the_hub_role():
+    """The accounts step runs before the hub starts whenever the role runs a task: it carries
+    every tag the hub role's tasks use (like the preflight), but for preflight-only runs."""
+    import pathlib
+    import re
+
+    role = pathlib.Path(__file__).resolve().parents[1] / "roles" / "hub"
+    used: set[str] = set()
+    for f in (role / "tasks").glob("*.yml"):
+        for m in re.finditer(r"tags: \[([^\]]*)\]", f.read_text()):
+            used |= {t.strip() for t in m.group(1).split(",") if t.strip()}
+    used -= {"always", "preflight"}
+    main = (role / "tasks" / "main.yml").read_text()
+    m = re.search(r"import_tasks: accounts\.yml\n\s+tags: \[([^\]]*)\]", main)
+    assert m, "roles/hub/tasks/main.yml: the accounts import has no tags list"
+    tags = {t.strip() for t in m.group(1).split(",")}
+    assert tags >= used, f"the accounts step lacks tags {sorted(used - tags)}"
+    # and it comes before the hub is started
+    assert main.index("import_tasks: accounts.yml") < main.index("name: Start the hub")
