@@ -140,7 +140,8 @@ class WorkshopAuthenticator(NativeAuthenticator):
     username_pattern_rule = Unicode(
         names.DEFAULT_PATTERN,
         config=True,
-        help="Regular expression every user name but the admins' must match (sign-up, login, the admin page).",
+        help="Regular expression a user name must match to sign up (the class list and the roster use it too). "
+        "Not applied to logins or to users an admin creates (the spawner escapes or refuses odd names).",
     )
     rate_per_minute = Float(
         20.0, config=True, help="Login and sign-up attempts a minute per client address (0: no limit)"
@@ -160,12 +161,6 @@ class WorkshopAuthenticator(NativeAuthenticator):
         return names.signup_problem(
             username, self.username_pattern_rule, self.reserved_usernames, self.admin_users
         )
-
-    def validate_username(self, username: str) -> bool:
-        """Login, the admin page and the REST API: the pattern for everyone but the admins."""
-        if not super().validate_username(username):
-            return False
-        return username in self.admin_users or not names.name_problem(username, self.username_pattern_rule)
 
     def create_user(self, username: str, password: str, **kwargs: Any) -> Any:
         """The sign-up path: never an admin's or a reserved name (NativeAuthenticator would
