@@ -144,9 +144,9 @@ class WorkshopAuthenticator(NativeAuthenticator):
         "Not applied to logins or to users an admin creates (the spawner escapes or refuses odd names).",
     )
     rate_per_minute = Float(
-        20.0, config=True, help="Login and sign-up attempts a minute per client address (0: no limit)"
+        30.0, config=True, help="Login and sign-up attempts a minute per client address (0: no limit)"
     )
-    rate_burst = Integer(20, config=True, help="Attempts a client address may make at once")
+    rate_burst = Integer(60, config=True, help="Attempts a client address may make at once")
     trusted_proxies = Set(
         Unicode(),
         config=True,

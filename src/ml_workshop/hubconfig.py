@@ -156,8 +156,8 @@ def apply(c, s):
     wa = c.WorkshopAuthenticator
     wa.reserved_usernames = list(a.get("reserved_usernames", names.DEFAULT_RESERVED))
     wa.username_pattern_rule = a.get("username_pattern", names.DEFAULT_PATTERN)
-    wa.rate_per_minute = float(a.get("rate_per_minute", 20))
-    wa.rate_burst = int(a.get("rate_burst", 20))
+    wa.rate_per_minute = float(a.get("rate_per_minute", 30))
+    wa.rate_burst = int(a.get("rate_burst", 60))
     wa.trusted_proxies = {s["hub_connect_ip"], s["hub_ip"]}  # where the proxy connects from
     in_force, roster = roster_for(a.get("roster", []), s.get("server", ""))
     if in_force:
