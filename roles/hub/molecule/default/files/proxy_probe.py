@@ -87,8 +87,12 @@ async def main(user, out):
         result["errors"].append(f"http after the restart: {e!r}")
     ws.close()
     conn.close()
-    cleanup = http.client.HTTPConnection(HOST, PORT, timeout=10)
-    request(cleanup, "DELETE", f"/user/{user}/api/terminals/{term}")
+    try:
+        request(
+            http.client.HTTPConnection(HOST, PORT, timeout=10), "DELETE", f"/user/{user}/api/terminals/{term}"
+        )
+    except Exception as e:  # noqa: BLE001
+        result["errors"].append(f"removing the terminal: {e!r}")
     with open(os.path.join(out, "result.json"), "w") as f:
         json.dump(result, f)
 
