@@ -121,26 +121,57 @@ def test_attack_outsider_apt_through_acng(outsider_host):
 LOOPBACK_ATTACKS = [
     ("GET cache loopback devpi", "http://127.0.0.1:3141/+api", False),
     ("CONNECT cache loopback devpi", "http://127.0.0.1:3141/+api", True),
-    ("GET cache loopback apt-cacher-ng", "http://127.0.0.1:3142/acng-report.html", False),
+    ("GET a loopback-only service of the cache host", "http://127.0.0.1:9999/", False),
+    ("CONNECT a loopback-only service of the cache host", "http://127.0.0.1:9999/", True),
     ("GET localhost (name -> loopback) devpi", "http://localhost:3141/+api", False),
     ("GET the cache host's own address (devpi)", f"http://{CACHE}:3141/+api", False),
     ("CONNECT the cache host's own address (devpi)", f"http://{CACHE}:3141/+api", True),
 ]
 
 
+LOOPBACK_MARK = "mlw-loopback-only"
+
+
+@pytest.fixture(scope="module")
+def loopback_service(cache_host):
+    """A root-owned service on the cache host's loopback only (as an admin tool would be)."""
+    cache_host.check_output(f"mkdir -p /tmp/mlw-lo && echo {LOOPBACK_MARK} > /tmp/mlw-lo/index.html")
+    cache_host.check_output(
+        "systemd-run --unit mlw-test-loopback -p WorkingDirectory=/tmp/mlw-lo python3 -m http.server 9999 --bind 127.0.0.1"
+    )
+    wait = "until (exec 3<>/dev/tcp/127.0.0.1/9999) 2>/dev/null; do sleep 0.5; done"
+    cache_host.check_output(f"timeout 20 bash -c {shlex.quote(wait)}")
+    yield
+    cache_host.run("systemctl stop mlw-test-loopback")
+
+
 @pytest.mark.parametrize("attack,url,tunnel", LOOPBACK_ATTACKS, ids=[a[0] for a in LOOPBACK_ATTACKS])
-def test_attack_whistle_to_cache_host_itself(host, cache_host, attack, url, tunnel):
+def test_attack_whistle_to_cache_host_itself(host, cache_host, loopback_service, attack, url, tunnel):
     # Control: the service answers on the cache host itself.
     local = url.replace(CACHE, "127.0.0.1").replace("localhost", "127.0.0.1")
     assert cache_host.run(f"curl -s -o /dev/null -w '%{{http_code}}' {local}").stdout in ("200", "401")
     connect_code, code, rc, body = via_whistle(host, url, tunnel)
-    leaked = code == "200" or '"result"' in body or "Apt-Cacher" in body
+    leaked = code == "200" or '"result"' in body or LOOPBACK_MARK in body
     report(
         f"client via whistle: {attack} ({url})",
         f"CONNECT {connect_code} HTTP {code} curl rc {rc}",
         not leaked,
     )
     assert not leaked, body[:300]
+
+
+def test_listed_upstream_proxy_is_reachable_on_its_port_only(host):
+    # The scenario's whistle upstream proxy is apt-cacher-ng on the cache host's loopback
+    # (127.0.0.1:3142): listed, so whistle reaches that port (as it must for the upstream rule), and
+    # clients can too through whistle. A listed destination is a decision; other loopback ports stay
+    # refused (the attacks above).
+    _, code, _, body = via_whistle(host, "http://127.0.0.1:3142/acng-report.html")
+    report(
+        "client via whistle: GET 127.0.0.1:3142 (the listed upstream proxy; expected to answer)",
+        f"HTTP {code}",
+        False,
+    )
+    assert code == "200" and "Apt-Cacher" in body
 
 
 @pytest.mark.parametrize("tunnel", [False, True], ids=["GET", "CONNECT"])
