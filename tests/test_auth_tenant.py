@@ -59,6 +59,8 @@ def test_client_address_is_not_spoofable():
     r = _request("172.31.240.1", {"X-Forwarded-For": "6.6.6.6, 10.0.0.7", "X-Real-Ip": "9.9.9.9"})
     assert client_address(r, {"172.31.240.1"}) == "10.0.0.7"
     assert client_address(_request("127.0.0.1", {"X-Forwarded-For": "10.0.0.8"})) == "10.0.0.8"
+    # a dual-stack proxy reports IPv4 clients as ::ffff:a.b.c.d: the same bucket
+    assert client_address(_request("127.0.0.1", {"X-Forwarded-For": "::ffff:10.0.0.8"})) == "10.0.0.8"
     # straight to the hub port (e.g. from a student's container): its headers are not believed
     r = _request("172.31.240.9", {"X-Forwarded-For": "1.1.1.1", "X-Real-Ip": "2.2.2.2"})
     assert client_address(r, {"172.31.240.1"}) == "172.31.240.9"

@@ -84,8 +84,18 @@ def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
     if trusted:
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         if hops:
-            return hops[-1]
-    return peer
+            return _plain(hops[-1])
+    return _plain(peer)
+
+
+def _plain(address: str) -> str:
+    """An IPv4 client of a dual-stack listener (`::ffff:10.0.0.7`) as its IPv4 address: one bucket."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return str(mapped) if mapped else str(ip)
 
 
 class WorkshopSignUpHandler(SignUpHandler):
