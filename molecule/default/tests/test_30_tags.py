@@ -100,6 +100,7 @@ def snapshot(host_of) -> dict:
         snap[name] = {
             "containers": containers,
             "hub_pid": h.check_output("systemctl show -p MainPID --value jupyterhub"),
+            "proxy_pid": h.check_output("systemctl show -p MainPID --value configurable-http-proxy"),
             "daemon_json": h.check_output("sha256sum /etc/docker/daemon.json"),
         }
     return snap
@@ -170,6 +171,8 @@ def test_one_role_changed_only_that_role_moves(tag, extra, role, restarts, host_
             assert now["containers"].get(cname) == (cid, started), f"{cname} on {name} restarted or went away"
         if "hub" not in restarts:
             assert now["hub_pid"] == was["hub_pid"], f"the hub on {name} restarted"
+        # the proxy is its own unit: no change here restarts it (students keep their connections)
+        assert now["proxy_pid"] == was["proxy_pid"], f"the proxy on {name} restarted"
         if "docker" not in restarts:
             assert now["daemon_json"] == was["daemon_json"], f"daemon.json on {name} changed"
     assert _hcie_npus(host_of(NPU[1])) == {3}, "the HCIE container lost its NPU"

@@ -249,12 +249,18 @@ def test_docker_restart(hubs, classroom):
     assert term in [t["name"] for t in hub.user_server("alice", "/api/terminals").json()]
 
 
-@fault("hub restart (npu1): servers kept, routes restored")
+def proxy_pid(hub):
+    return hub.host.check_output("systemctl show -p MainPID --value configurable-http-proxy").strip()
+
+
+@fault("hub restart (npu1): servers kept, routes restored, the proxy (its own unit) untouched")
 def test_hub_restart(hubs, classroom):
     hub = hubs["npu1"]
+    before = proxy_pid(hub)
     hub.host.check_output("systemctl restart jupyterhub")
     hub.wait_api()
     nothing_lost(hub, classroom["npu1"])
+    assert proxy_pid(hub) == before, "a hub restart restarted the proxy (students' connections cut)"
 
 
 @fault("hub crash, kill -9 (npu1): servers kept, routes restored")
@@ -270,13 +276,19 @@ def test_hub_crash(hubs, classroom):
     nothing_lost(hub, classroom["npu1"])
 
 
-@fault("configurable-http-proxy killed (npu1): the hub restarts it and restores routes")
+@fault("configurable-http-proxy killed (npu1): systemd restarts its unit, the hub restores the routes")
 def test_proxy_killed(hubs, classroom):
     hub = hubs["npu1"]
-    # [c]: the pattern must not match the shell that runs pkill (its command line holds it too)
-    hub.host.check_output("pkill -9 -f '[c]onfigurable-http-proxy'")
+    hub_pid = hub.host.check_output("systemctl show -p MainPID --value jupyterhub").strip()
+    before = proxy_pid(hub)
+    hub.host.check_output(f"kill -9 {before}")
+    deadline = time.time() + 60
+    while proxy_pid(hub) in (before, "0"):
+        assert time.time() < deadline, "systemd did not restart the proxy"
+        time.sleep(1)
     hub.wait_api(timeout=120)
     nothing_lost(hub, classroom["npu1"])
+    assert hub.host.check_output("systemctl show -p MainPID --value jupyterhub").strip() == hub_pid
 
 
 @fault("cache host down during pip install: clear error, hub unaffected, works again after")
