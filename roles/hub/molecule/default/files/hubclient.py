@@ -19,6 +19,16 @@ import requests
 
 BASE = os.environ.get("HUB_URL", "http://127.0.0.1:28000")
 TOKEN_FILE = os.environ.get("HUB_TOKEN_FILE", "/etc/jupyterhub/secrets/api_token")
+# HUB_FORWARDED_FOR: talk to the hub as a proxy would, naming the client (only a trusted peer's
+# X-Forwarded-For counts).
+FORWARDED_FOR = os.environ.get("HUB_FORWARDED_FOR", "")
+
+
+def _session():
+    s = requests.Session()
+    if FORWARDED_FOR:
+        s.headers["X-Forwarded-For"] = FORWARDED_FOR
+    return s
 
 
 def _form(session, path, data):
@@ -28,7 +38,7 @@ def _form(session, path, data):
 
 
 def login(user, password):
-    s = requests.Session()
+    s = _session()
     r = _form(s, "/hub/login", {"username": user, "password": password})
     home = s.get(BASE + "/hub/home", allow_redirects=False)
     return s, {
@@ -43,7 +53,7 @@ def login(user, password):
 def main(argv):
     cmd = argv[0]
     if cmd == "signup":
-        s = requests.Session()
+        s = _session()
         r = _form(
             s,
             "/hub/signup",
