@@ -1,7 +1,8 @@
 """workshop_services role: ml-workshop-hcie and ml-workshop-openclaw run as containers of their
 systemd units, with the configured mounts, ports and devices; HCIE holds exactly the EMULATED
 NPUs it is configured for (1 and 3 of the host's 0-3) and the role publishes them; OpenClaw's
-generated token is private and is the one its gateway accepts."""
+generated token is private and is the one its gateway accepts; the HCIE environments run; both
+containers come back after a killed process and after `systemctl restart docker`."""
 
 import json
 import re
@@ -138,3 +139,46 @@ def test_openclaw_gateway_accepts_the_token_and_only_it(host):
     assert "Connect: ok" in good and "token mismatch" not in good
     bad = host.run(probe + "not-the-workshop-token")
     assert "token mismatch" in bad.stdout + bad.stderr
+
+
+def test_hcie_environments_run_in_the_service(host):
+    wait_for(host, f"docker exec {HCIE} true", timeout=60)
+    for env, mod in (("env0", "six"), ("env1", "packaging")):  # the images recipe's HCIE environments
+        host.check_output(f"docker exec {HCIE} /opt/envs/{env}/bin/python -c 'import {mod}'")
+
+
+def container_id(host, name):
+    return host.check_output(f"docker inspect --format '{{{{.Id}}}}' {name}")
+
+
+@pytest.mark.parametrize("name", [HCIE, OPENCLAW])
+def test_service_comes_back_after_kill(host, name):
+    old = container_id(host, name)
+    pid = host.check_output(f"docker inspect --format '{{{{.State.Pid}}}}' {name}")
+    host.check_output(f"kill -9 {pid}")
+    wait_for(
+        host,
+        f"test \"$(docker inspect --format '{{{{.Id}}}} {{{{.State.Running}}}}' {name} 2>/dev/null)\" != '{old} true' "
+        f"&& test \"$(docker inspect --format '{{{{.State.Running}}}}' {name})\" = true",
+        timeout=90,
+    )
+    assert host.service(name).is_running
+
+
+def test_services_come_back_after_docker_restart(host):
+    old = {n: container_id(host, n) for n in (HCIE, OPENCLAW)}
+    host.check_output("systemctl restart docker")
+    for name in old:
+        wait_for(
+            host,
+            f"test \"$(docker inspect --format '{{{{.State.Running}}}}' {name} 2>/dev/null)\" = true",
+            timeout=120,
+        )
+        assert host.service(name).is_running
+    wait_for(host, f"curl -fsS http://127.0.0.1:{OC_PORT}/healthz", timeout=120, interval=3)
+    wait_for(host, f"docker exec {HCIE} /opt/envs/env0/bin/python -c 'import six'", timeout=60)
+    # the NPUs are the configured ones again after the restart
+    assert sorted(d["PathOnHost"] for d in inspect(host, HCIE)["HostConfig"]["Devices"])[:2] == [
+        "/dev/davinci1",
+        "/dev/davinci3",
+    ]
