@@ -15,6 +15,8 @@ HCIE = "ml-workshop-hcie"
 OPENCLAW = "ml-workshop-openclaw"
 OC_DIR = "/etc/ml-workshop/openclaw"
 OC_PORT = 18790
+HCIE_ENV_FILE = "/etc/ml-workshop/hcie/hcie.env"
+HCIE_ENV_VALUE = "set-by-the-role"  # molecule.yml: workshop_services_hcie_env
 
 
 def wait_for(host, cmd, timeout=90, interval=2):
@@ -70,6 +72,23 @@ def test_hcie_mounts_ports_env(host):
     out = host.check_output(f"docker exec {HCIE} cat /usr/local/Ascend/driver/version.info /datasets/README")
     assert "emulation" in out and "mlw-test dataset" in out
     assert host.run(f"docker exec {HCIE} touch /usr/local/Ascend/driver/x").rc != 0
+
+
+def test_hcie_env_only_in_its_private_env_file(host):
+    f = host.file(HCIE_ENV_FILE)
+    assert f.user == "root" and f.group == "root" and f.mode == 0o600
+    assert f"MLW_TEST_ENV={HCIE_ENV_VALUE}\n" in f.content_string
+    # The unit passes the file (--env-file), never the value: not in the world-readable unit file,
+    # not on the `docker run` command line that every local user sees in ps.
+    unit = host.file(f"/etc/systemd/system/{HCIE}.service").content_string
+    assert f"--env-file={HCIE_ENV_FILE}" in unit.split()
+    assert HCIE_ENV_VALUE not in unit and "MLW_TEST_ENV" not in unit
+    pid = host.service(HCIE).systemd_properties["MainPID"]
+    cmdline = host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/cmdline").splitlines()
+    assert f"--env-file={HCIE_ENV_FILE}" in cmdline
+    ps = host.check_output("ps -ww -eo args")
+    assert f"--env-file={HCIE_ENV_FILE}" in ps  # the unit's docker run is listed
+    assert HCIE_ENV_VALUE not in ps
 
 
 def test_hcie_workspace_is_the_host_directory(host):
