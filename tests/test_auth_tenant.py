@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ml_workshop import names
+from ml_workshop import hostnet, names
 from ml_workshop.auth import TokenBucket, client_address
 
 
@@ -64,6 +64,35 @@ def test_client_address_is_not_spoofable():
     # straight to the hub port (e.g. from a student's container): its headers are not believed
     r = _request("172.31.240.9", {"X-Forwarded-For": "1.1.1.1", "X-Real-Ip": "2.2.2.2"})
     assert client_address(r, {"172.31.240.1"}) == "172.31.240.9"
+
+
+def test_proxy_connecting_from_another_local_address_is_trusted():
+    # Seen in the test instances: the proxy targets the gateway (172.31.240.1) but its connection
+    # arrives from the host's primary address. Trusting only the gateway keyed every proxied
+    # request by that address: one bucket for the whole class. The host's own addresses are trusted.
+    trusted = {"172.31.240.1"} | {"10.1.2.3", "127.0.0.1"}
+    for client in ("10.0.0.7", "10.0.0.8"):
+        assert client_address(_request("10.1.2.3", {"X-Forwarded-For": client}), trusted) == client
+    assert client_address(_request("::ffff:10.1.2.3", {"X-Forwarded-For": "10.0.0.9"}), trusted) == "10.0.0.9"
+    # a peer that is not one of ours still names only itself
+    assert client_address(_request("10.1.2.4", {"X-Forwarded-For": "10.0.0.7"}), trusted) == "10.1.2.4"
+
+
+def test_local_addresses_from_iproute2_json():
+    sample = (
+        '[{"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"},'
+        ' {"family": "inet6", "local": "::1"}]},'
+        ' {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "10.1.2.3", "prefixlen": 24},'
+        ' {"family": "inet", "local": "10.1.2.30"}, {"family": "inet6", "local": "fe80::1"}]},'
+        ' {"ifname": "br-x", "addr_info": []}, {"ifname": "dummy"}]'
+    )
+    assert hostnet.parse_ip_addr_json(sample) == {"127.0.0.1", "::1", "10.1.2.3", "10.1.2.30", "fe80::1"}
+    assert hostnet.parse_ip_addr_json("") == set()
+
+
+def test_local_addresses_of_this_machine_include_loopback():
+    found = hostnet.local_addresses()
+    assert "127.0.0.1" in found  # real reading of this machine (iproute2 or the host name)
 
 
 @pytest.fixture

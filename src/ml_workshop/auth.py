@@ -27,6 +27,7 @@ from tornado import web
 from traitlets import Float, Integer, List, Set, Unicode
 
 from . import names
+from .hostnet import plain_address as _plain
 
 
 def roster_allows(username: str, roster: Collection[str], admins: Collection[str]) -> bool:
@@ -76,7 +77,7 @@ def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
     the hub's own address, where the proxy connects from) the last X-Forwarded-For hop, which the
     proxy appended itself."""
     context = getattr(getattr(request, "connection", None), "context", None)
-    peer = getattr(context, "_orig_remote_ip", None) or request.remote_ip or ""
+    peer = _plain(getattr(context, "_orig_remote_ip", None) or request.remote_ip or "")
     try:
         trusted = ipaddress.ip_address(peer).is_loopback or peer in trusted_proxies
     except ValueError:
@@ -86,16 +87,6 @@ def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
         if hops:
             return _plain(hops[-1])
     return _plain(peer)
-
-
-def _plain(address: str) -> str:
-    """An IPv4 client of a dual-stack listener (`::ffff:10.0.0.7`) as its IPv4 address: one bucket."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    mapped = getattr(ip, "ipv4_mapped", None)
-    return str(mapped) if mapped else str(ip)
 
 
 class WorkshopSignUpHandler(SignUpHandler):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from . import names
+from . import hostnet, names
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
@@ -158,7 +158,9 @@ def apply(c, s):
     wa.username_pattern_rule = a.get("username_pattern", names.DEFAULT_PATTERN)
     wa.rate_per_minute = float(a.get("rate_per_minute", 30))
     wa.rate_burst = int(a.get("rate_burst", 60))
-    wa.trusted_proxies = {s["hub_connect_ip"], s["hub_ip"]}  # where the proxy connects from
+    # Where the proxy (on this host) connects from: the gateway it targets, or any other address
+    # of this host the kernel picks as the source (hostnet.local_addresses).
+    wa.trusted_proxies = {s["hub_connect_ip"], s["hub_ip"]} | hostnet.local_addresses()
     in_force, roster = roster_for(a.get("roster", []), s.get("server", ""))
     if in_force:
         # A filter, not allowed_users (which NativeAuthenticator treats as pre-approved).
