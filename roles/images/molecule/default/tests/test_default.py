@@ -1,7 +1,7 @@
 """images: the three images are current and labelled, the lean variant was built here, and the
-student image runs (SSH with the generated password, the password kept across re-creation and
-`passwd`, key login, JupyterLab, VS Code through jupyter-server-proxy counting as activity). The
-HCIE and OpenClaw images run as services in the workshop_services scenario."""
+student image runs (SSH with the generated password, sshd's limits and a wrong-password client cut
+off after MaxAuthTries, the password kept across re-creation and `passwd`, key login, JupyterLab,
+VS Code through jupyter-server-proxy counting as activity). The HCIE and OpenClaw images run as services in the workshop_services scenario."""
 
 import json
 import os
@@ -143,6 +143,37 @@ def test_generated_password_ssh_login(student):
     assert f"port={SSH_PORT}" in r.stdout
     assert "index-url = http://cache.test:3141/root/pypi/+simple/" in r.stdout
     assert ssh_pw(host, "wrong-password", "true").rc != 0
+
+
+def test_sshd_limits(student):
+    """sshd -T in the running container shows the classroom limits (images_user_ssh_* defaults)."""
+    host = student
+    cfg = host.check_output(f"docker exec {NAME} /usr/sbin/sshd -T")
+    settings = dict(ln.split(" ", 1) for ln in cfg.splitlines() if " " in ln)
+    assert settings["maxauthtries"] == "3"
+    assert settings["logingracetime"] == "30"
+    assert settings["maxstartups"] == "10:30:60"
+    assert settings["passwordauthentication"] == "yes"
+
+
+def test_wrong_passwords_cut_off_after_max_auth_tries(student):
+    """A real ssh client offering wrong passwords (up to 6 prompts) is disconnected by sshd after
+    MaxAuthTries (3). sshpass answers one prompt only, so the client reads its passwords from an
+    SSH_ASKPASS script that counts how often it was asked."""
+    host = student
+    host.check_output(
+        "rm -f /tmp/mlw-askpass.count && printf '#!/bin/sh\necho x >> /tmp/mlw-askpass.count\n"
+        "echo wrong-password\n' > /tmp/mlw-askpass && chmod 0755 /tmp/mlw-askpass"
+    )
+    opts = SSH_OPTS.format(auth="password")
+    r = host.run(
+        "SSH_ASKPASS=/tmp/mlw-askpass SSH_ASKPASS_REQUIRE=force DISPLAY=none "
+        f"ssh {opts} -o NumberOfPasswordPrompts=6 root@127.0.0.1 true </dev/null"
+    )
+    assert r.rc != 0
+    assert "Too many authentication failures" in r.stderr, r.stderr
+    prompts = len(host.file("/tmp/mlw-askpass.count").content_string.split())
+    assert prompts == 3, f"asked {prompts} times; stderr: {r.stderr}"
 
 
 def test_password_survives_recreation_and_passwd(student):
