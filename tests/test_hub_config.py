@@ -144,3 +144,74 @@ def test_apply_refuses_a_bad_port_range(tmp_path):
     s["spawner"]["ssh_port_range"], s["spawner"]["ssh_reserved_ports"] = [27990, 28010], [28000]
     with pytest.raises(ValueError, match="contains port 28000"):
         hubconfig.apply(Config(), s)
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("", True),
+        ("192.0.2.10", True),
+        ("127.0.0.1", True),
+        ("0.0.0.0", True),
+        ("2001:db8::1", True),
+        ("npu1.example.edu", False),
+        ("192.0.2.300", False),
+        ("192.0.2.10:22", False),
+        (" 192.0.2.10", False),
+        (None, False),
+        (["192.0.2.10"], False),
+    ],
+)
+def test_ssh_bind_ip_problems(value, ok):
+    got = hubconfig.ssh_bind_ip_problems(value)
+    if ok:
+        assert got == []
+    else:
+        assert len(got) == 1 and got[0].startswith("hub_ssh_bind_ip must be empty"), got
+
+
+def test_apply_publishes_ssh_on_all_addresses_by_default(tmp_path):
+    from traitlets.config import Config
+
+    s = settings(tmp_path)
+    s["spawner"]["ssh_bind_ip"] = ""
+    assert hubconfig.apply(Config(), s).WorkshopSpawner.ssh_bind_ip == "0.0.0.0"
+    del s["spawner"]["ssh_bind_ip"]  # a settings file from before the variable
+    assert hubconfig.apply(Config(), s).WorkshopSpawner.ssh_bind_ip == "0.0.0.0"
+
+
+def test_apply_sets_the_ssh_bind_ip_the_spawner_publishes_on(tmp_path):
+    from traitlets.config import Config
+
+    from ml_workshop import container
+
+    s = settings(tmp_path)
+    s["spawner"]["ssh_bind_ip"] = "192.0.2.10"
+    c = hubconfig.apply(Config(), s)
+    assert c.WorkshopSpawner.ssh_bind_ip == "192.0.2.10"
+    hc = container.host_config(
+        npu_ids=[],
+        npu_access={},
+        npu_runtime="devices",
+        ssh_port=22222,
+        ssh_bind_ip=c.WorkshopSpawner.ssh_bind_ip,
+    )
+    assert hc["port_bindings"] == {22: ("192.0.2.10", 22222)}
+
+
+def test_apply_refuses_a_bad_ssh_bind_ip(tmp_path):
+    from traitlets.config import Config
+
+    s = settings(tmp_path)
+    s["spawner"]["ssh_bind_ip"] = "npu1.example.edu"
+    with pytest.raises(ValueError, match="hub_ssh_bind_ip must be empty"):
+        hubconfig.apply(Config(), s)
+
+
+def test_settings_template_passes_the_ssh_bind_ip():
+    import pathlib
+
+    template = (
+        pathlib.Path(__file__).resolve().parents[1] / "roles/hub/templates/ml-workshop.json.j2"
+    ).read_text()
+    assert '"ssh_bind_ip": hub_ssh_bind_ip | string' in template

@@ -4,6 +4,7 @@ files in jupyterhub_config.d/, loaded after this (the-littlest-jupyterhub's laye
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 
@@ -66,6 +67,25 @@ def ssh_port_problems(port_range: object, reserved: list[object]) -> list[str]:
             "or the cache proxy (hub_port, hub_api_port, hub_proxy_api_port, hub_reserved_ports)"
         ]
     return []
+
+
+def ssh_bind_ip_problems(value: object) -> list[str]:
+    """What is wrong with `hub_ssh_bind_ip`; [] when usable: "" (all addresses) or one IPv4/IPv6
+    address of the NPU server. The hub's own rule (apply raises) and the preflight's check
+    (filter hub_ssh_bind_ip_problems)."""
+    if value == "":
+        return []
+    try:
+        ipaddress.ip_address(value)  # type: ignore[arg-type]
+    except ValueError:
+        return [f"hub_ssh_bind_ip must be empty (all addresses) or an IP address, not {value!r}"]
+    return []
+
+
+def ssh_bind_ip(value: str) -> str:
+    """The host address the spawner publishes students' SSH ports on: "" means all IPv4
+    addresses (0.0.0.0, the spawner's default)."""
+    return value or "0.0.0.0"
 
 
 def read_secret(path):
@@ -200,6 +220,10 @@ def apply(c, s):
     ws.ssh_port_range = tuple(int(p) for p in sp["ssh_port_range"])
     ws.ssh_reserved_ports = [int(p) for p in sp["ssh_reserved_ports"]]
     ws.ssh_host = sp["ssh_host"]
+    bind_problems = ssh_bind_ip_problems(sp.get("ssh_bind_ip", ""))
+    if bind_problems:
+        raise ValueError("; ".join(bind_problems))
+    ws.ssh_bind_ip = ssh_bind_ip(sp.get("ssh_bind_ip", ""))
     ws.cap_add = sp["cap_add"]
     ws.no_new_privileges = bool(sp["no_new_privileges"])
     ws.container_env = {k: str(v) for k, v in sp["env"].items()}

@@ -44,7 +44,9 @@ class WorkshopSpawner(DockerSpawner):
     ssh_port_range = Tuple(Integer(), Integer(), default_value=(22222, 22999), config=True)
     ssh_reserved_ports = List(Integer(), config=True)
     ssh_host = Unicode("localhost", config=True, help="host name students use for SSH")
-    ssh_bind_ip = Unicode("0.0.0.0", config=True)
+    ssh_bind_ip = Unicode(
+        "0.0.0.0", config=True, help="host address of the published SSH ports (hub_ssh_bind_ip)"
+    )
     pids_limit = Integer(2048, config=True)
     shm_size = Unicode("2g", config=True)
     cap_add = List(Unicode(), default_value=list(container.DEFAULT_CAP_ADD), config=True)
