@@ -74,7 +74,7 @@ def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
     Not tornado's request.remote_ip alone: with xheaders (JupyterHub turns them on) it is taken
     from X-Real-Ip or X-Forwarded-For, which any client may send through configurable-http-proxy.
     So: the real peer of the connection, and only when that peer is a trusted proxy (loopback or
-    the hub's own address, where the proxy connects from) the last X-Forwarded-For hop, which the
+    any address of this host, where the proxy connects from) the last X-Forwarded-For hop, which the
     proxy appended itself."""
     context = getattr(getattr(request, "connection", None), "context", None)
     peer = _plain(getattr(context, "_orig_remote_ip", None) or request.remote_ip or "")
@@ -86,7 +86,7 @@ def client_address(request: Any, trusted_proxies: Collection[str] = ()) -> str:
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         if hops:
             return _plain(hops[-1])
-    return _plain(peer)
+    return peer  # already plain
 
 
 class WorkshopSignUpHandler(SignUpHandler):
