@@ -1,10 +1,13 @@
 """Hub role end to end, over HTTP against the real hub (configurable-http-proxy on 28000) and
 the nested Docker engine. NPUs are EMULATED device nodes made by prepare.yml.
-Tests run in file order and build on each other (sign-up -> approval -> spawn -> restart)."""
+Tests run in file order and build on each other (sign-up -> approval -> spawn -> restart ->
+an SSH session reported as activity)."""
 
+import datetime
 import json
 import pathlib
 import re
+import shlex
 import time
 
 import pytest
@@ -281,6 +284,58 @@ def test_hub_restart_keeps_servers_allocations_and_ports(host):
     # after the restart the allocation is still enforced
     out = hub(host, "api", "POST", "/hub/api/users/carol/server")
     assert out["status"] == 409
+
+
+def _when(stamp):
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _last_activity(host, user):
+    u = hub(host, "api", "GET", f"/hub/api/users/{user}")["json"]
+    return _when(u["last_activity"]), _when(u["servers"][""]["last_activity"])
+
+
+def test_ssh_session_counts_as_activity(host):
+    """dave works only over SSH (no browser, no proxied request to his server): with no session
+    his last_activity stays put for a reporting interval; while a session is open, his container's
+    mlw-ssh-activity reports it (every 10 s here: MLW_SSH_ACTIVITY_INTERVAL through
+    hub_container_env) and the hub's last_activity of dave and of his server moves past t0."""
+    env = dict(e.split("=", 1) for e in inspect(host, "ml-workshop-user-dave")["Config"]["Env"])
+    assert env["MLW_SSH_ACTIVITY_INTERVAL"] == "10"
+    password = host.file(
+        "/srv/ml-workshop/student-work/dave/.ml-workshop/root-password"
+    ).content_string.strip()
+    # Control: without a session, one reporting interval passes and nothing moves.
+    t_quiet = float(host.check_output("date +%s.%N"))
+    time.sleep(12)
+    t0 = float(host.check_output("date +%s.%N"))
+    before = _last_activity(host, "dave")
+    assert max(before) < t_quiet, f"last_activity {before} moved without an SSH session (since {t_quiet})"
+    ssh = (
+        f"sshpass -p {shlex.quote(password)} ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        "-o PreferredAuthentications=password -p 22224 root@127.0.0.1 'sleep 60'"
+    )
+    host.check_output(
+        "rm -f /tmp/mlw-ssh-dave.pid; setsid -f sh -c "
+        + shlex.quote(f"echo $$ > /tmp/mlw-ssh-dave.pid; exec {ssh}")
+        + " </dev/null >/tmp/mlw-ssh-dave.log 2>&1"
+    )
+    try:
+        deadline = time.time() + 45
+        while True:
+            now = _last_activity(host, "dave")
+            if min(now) >= t0:
+                break
+            assert time.time() < deadline, (
+                f"last_activity {now} not past {t0}; ssh: {host.run('cat /tmp/mlw-ssh-dave.log').stdout}"
+            )
+            time.sleep(3)
+    finally:
+        host.run("test -s /tmp/mlw-ssh-dave.pid && kill $(cat /tmp/mlw-ssh-dave.pid)")
+    logs = host.check_output("docker logs ml-workshop-user-dave 2>&1")
+    assert "[mlw-ssh-activity] 1 SSH session(s) open: reporting activity" in logs, logs[-2000:]
+    assert "activity report failed" not in logs
+    assert env["JUPYTERHUB_API_TOKEN"] not in logs
 
 
 def test_failed_logins_lock_the_account(host):

@@ -216,6 +216,14 @@ def test_password_login_can_be_switched_off(host):
         host.run("docker rm -f mlw-test-pwoff")
 
 
+def test_no_ssh_activity_reporter_outside_a_hub(student):
+    """Started without JUPYTERHUB_* (no hub), the container runs no mlw-ssh-activity; the script
+    is in the image. Under a hub the hub role's scenario checks it reports SSH sessions."""
+    host = student
+    assert "mlw-ssh-activity" not in host.check_output(f"docker top {NAME} -eo pid,args")
+    assert host.run(f"docker exec {NAME} test -x /usr/local/bin/mlw-ssh-activity").rc == 0
+
+
 def test_jupyter_runs_as_student_with_mounts(student):
     host = student
     procs = host.check_output(f"docker top {NAME} -eo pid,uid,args")
