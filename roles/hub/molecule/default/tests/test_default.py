@@ -327,7 +327,9 @@ def test_ssh_session_counts_as_activity(host):
             if min(now) >= t0:
                 break
             assert time.time() < deadline, (
-                f"last_activity {now} not past {t0}; ssh: {host.run('cat /tmp/mlw-ssh-dave.log').stdout}"
+                f"last_activity {now} not past {t0}; ssh: {host.run('cat /tmp/mlw-ssh-dave.log').stdout}; "
+                f"processes: {host.run('docker top ml-workshop-user-dave -eo pid,user,args').stdout}; "
+                f"log: {host.run('docker logs --tail 30 ml-workshop-user-dave 2>&1').stdout}"
             )
             time.sleep(3)
     finally:
