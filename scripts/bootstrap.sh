@@ -89,7 +89,8 @@ if [ "$with_docker" = 1 ]; then
 fi
 
 # --- Browser for end-to-end tests (Debian's chromium; Playwright drives it, downloads nothing) ---
-if [ "$with_browser" = 1 ] && [ ! -x /usr/bin/chromium ]; then
-  say "installing the distro's chromium for the browser tests"
-  apt_install chromium
+# certutil (libnss3-tools) puts a test site's workshop CA into the browser's own NSS database.
+if [ "$with_browser" = 1 ] && { [ ! -x /usr/bin/chromium ] || ! command -v certutil >/dev/null; }; then
+  say "installing the distro's chromium and certutil for the browser tests"
+  apt_install chromium libnss3-tools
 fi

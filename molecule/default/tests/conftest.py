@@ -7,6 +7,8 @@ npu2 with 4 EMULATED NPUs) converged once by site.yml:
                      timeout): the reason in the browser, Try again, the hub log
   test_30_tags.py    every documented tag command changes nothing; a changed variable changes
                      only its role and restarts nothing else
+  test_40_attacks.py the tenant boundary: named attacks from a student's container, another
+                     host on the network, a student's account and a browser, each refused
   test_80_faults.py  Docker/hub/proxy restarts and crashes, cache outage, removed and exited
                      containers, a host reboot, an interrupted site.yml run (its re-run is the
                      site's idempotence check)
@@ -17,6 +19,7 @@ for the suites after it.
 import os
 import pathlib
 import re
+import subprocess
 
 import pytest
 import testinfra
@@ -46,8 +49,15 @@ def server_of(host):
     return "npu1" if host.backend.get_hostname().endswith("npu1") else "npu2"
 
 
+# npu2 serves its hub over TLS with the role's self-signed workshop CA (molecule.yml host_vars:
+# hub_tls: selfsigned); npu1 keeps the default, plain HTTP.
+TLS = {"npu1": False, "npu2": True}
+CA_PATH = "/etc/jupyterhub/tls/ca.crt"  # the workshop CA on the host (hub role, hub_tls: selfsigned)
+CA_FILE = ARTIFACTS / "npu2-workshop-ca.crt"
+
+
 def base_url(server):
-    return f"http://127.0.0.1:{PORTS[server]}"
+    return f"{'https' if TLS[server] else 'http'}://127.0.0.1:{PORTS[server]}"
 
 
 def instance(name):
@@ -66,13 +76,44 @@ def superuser_password(host):
     return host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def workshop_ca():
+    """npu2's workshop CA, trusted the way a student trusts it: by requests (REQUESTS_CA_BUNDLE,
+    only this CA: the suites talk to the site alone) and by the browser (its NSS database)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    CA_FILE.write_text(instance("npu2").file(CA_PATH).content_string)
+    os.environ["REQUESTS_CA_BUNDLE"] = str(CA_FILE)
+    return CA_FILE
+
+
 @pytest.fixture(scope="session")
-def browser():
+def browser(workshop_ca, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Chromium on Linux trusts the CAs in $HOME/.pki/nssdb (certutil from libnss3-tools).
+    home = tmp_path_factory.mktemp("browser-home")
+    nssdb = home / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    subprocess.run(["certutil", "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True)
+    subprocess.run(
+        [
+            "certutil",
+            "-d",
+            f"sql:{nssdb}",
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            "ml-workshop test CA",
+            "-i",
+            str(workshop_ca),
+        ],
+        check=True,
+    )
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        b = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)}
+        )
         yield b
         b.close()
 
@@ -120,6 +161,8 @@ def record_fault(name, outcome):
 
 
 def pytest_terminal_summary(terminalreporter):
+    if _ATTACKS:
+        _attack_summary(terminalreporter)
     if not _FAULTS:
         return
     tr = terminalreporter
@@ -128,3 +171,21 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"{'SURVIVED' if outcome.startswith('survived') else 'FAILED  '}  {name}: {outcome}")
     survived = sum(1 for _, o in _FAULTS if o.startswith("survived"))
     tr.write_line(f"{len(_FAULTS)} faults injected, {survived} survived")
+
+
+# --- the attack suite's report ------------------------------------------------------------------
+_ATTACKS: list[tuple[str, str, str]] = []
+
+
+def record_attack(origin, name, outcome):
+    _ATTACKS.append((origin, name, outcome))
+
+
+def _attack_summary(tr):
+    tr.section("attack suite")
+    for origin, name, outcome in _ATTACKS:
+        tr.write_line(
+            f"{'REFUSED' if outcome.startswith('refused') else 'NOT REFUSED'}  [{origin}] {name}: {outcome}"
+        )
+    refused = sum(1 for *_, o in _ATTACKS if o.startswith("refused"))
+    tr.write_line(f"{len(_ATTACKS)} attacks tried, {refused} refused")

@@ -18,9 +18,9 @@ from conftest import (
     ARTIFACTS,
     AUTHORIZE,
     PASSWORD,
-    PORTS,
     PREFIX,
     approve,
+    base_url,
     cache_host,
     login,
     server_of,
@@ -34,7 +34,7 @@ testinfra_hosts = [f"ansible://{PREFIX}-npu1", f"ansible://{PREFIX}-npu2"]
 
 def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
     server = server_of(host)
-    base = f"http://127.0.0.1:{PORTS[server]}"
+    base = base_url(server)
     user = STUDENT[server]
     su_pw = host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
 
@@ -131,7 +131,7 @@ def test_ssh_port_shown_to_the_student_answers(host):
 def test_student_of_npu1_is_refused_on_npu2(host, browser):
     if server_of(host) != "npu2":
         pytest.skip("checked on npu2")
-    base = f"http://127.0.0.1:{PORTS['npu2']}"
+    base = base_url("npu2")
     su_pw = host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
     ctx = browser.new_context()
     page = ctx.new_page()

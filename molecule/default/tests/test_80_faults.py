@@ -13,7 +13,6 @@ Leaves behind: every student's server running again.
 """
 
 import functools
-import json
 import os
 import re
 import signal
@@ -21,150 +20,13 @@ import subprocess
 import time
 
 import pytest
-import requests
-from conftest import PREFIX, base_url, instance, record_fault
+from conftest import PREFIX, instance, record_fault
+from sitehub import Hub
 
 STUDENTS = {"npu1": ["alice", "carol"], "npu2": ["bob", "erin"]}
 PASSWORD = "Fault-suite-2026!"
-STATE = "/var/lib/jupyterhub/ml-workshop-state.json"
-DB = "/var/lib/jupyterhub/jupyterhub.sqlite"
-WORK = "/srv/ml-workshop/student-work"
 
 testinfra_hosts = [f"ansible://{PREFIX}-npu1"]  # the suite drives both servers itself
-
-
-class Hub:
-    """One NPU server's hub, seen from the control node (published port) and from inside."""
-
-    def __init__(self, server):
-        self.server = server
-        self.host = instance(server)
-        self.base = base_url(server)
-
-    @property
-    def token(self):
-        return self.host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()
-
-    def api(self, method, path, timeout=30, **kw):
-        return requests.request(
-            method,
-            f"{self.base}/hub/api{path}",
-            timeout=timeout,
-            headers={"Authorization": f"token {self.token}"},
-            **kw,
-        )
-
-    def user_server(self, user, path, method="GET", **kw):
-        """A request to the student's own Jupyter server through the proxy (service token)."""
-        return requests.request(
-            method,
-            f"{self.base}/user/{user}{path}",
-            timeout=30,
-            headers={"Authorization": f"token {self.token}"},
-            **kw,
-        )
-
-    def wait_api(self, timeout=180):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                if self.api("GET", "/", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(2)
-        raise AssertionError(f"{self.server}: the hub API did not answer within {timeout}s")
-
-    def signup_and_approve(self, user):
-        s = requests.Session()
-        s.get(f"{self.base}/hub/signup")
-        s.post(
-            f"{self.base}/hub/signup",
-            data={
-                "username": user,
-                "signup_password": PASSWORD,
-                "signup_password_confirmation": PASSWORD,
-                "_xsrf": s.cookies.get("_xsrf", ""),
-            },
-        )
-        su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
-        a = requests.Session()
-        a.get(f"{self.base}/hub/login")
-        a.post(
-            f"{self.base}/hub/login",
-            data={"username": "superuser", "password": su, "_xsrf": a.cookies.get("_xsrf", "")},
-        )
-        authorized = self.host.check_output(
-            f"sqlite3 {DB} \"select is_authorized from users_info where username='{user}'\""
-        )
-        if authorized.strip() != "1":
-            a.get(f"{self.base}/hub/authorize/{user}")
-
-    def server_state(self, user):
-        r = self.api("GET", f"/users/{user}")
-        if r.status_code == 404:
-            return None
-        return r.json().get("servers", {}).get("")
-
-    def start(self, user, timeout=180):
-        if self.api("GET", f"/users/{user}").status_code == 404:
-            self.api("POST", f"/users/{user}")
-        r = self.api("POST", f"/users/{user}/server")
-        assert r.status_code in (201, 202, 400), f"start {user}: {r.status_code} {r.text[:300]}"
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            s = self.server_state(user)
-            if s and s.get("ready"):
-                return
-            time.sleep(1)
-        raise AssertionError(f"{user}'s server on {self.server} was not ready within {timeout}s")
-
-    def wait_stopped(self, user, timeout=90):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if not self.server_state(user):
-                return
-            time.sleep(2)
-        raise AssertionError(f"the hub still shows {user}'s server running {timeout}s after it was gone")
-
-    def answers(self, user, timeout=60):
-        deadline = time.time() + timeout
-        last = None
-        while time.time() < deadline:
-            try:
-                last = self.user_server(user, "/api/status")
-                if last.status_code == 200:
-                    return
-            except requests.RequestException as e:
-                last = e
-            time.sleep(2)
-        raise AssertionError(f"{user}'s server does not answer through the hub on {self.server}: {last}")
-
-    def snapshot(self):
-        """What must never be lost, and what must stay consistent."""
-        h = self.host
-        accounts = h.check_output(
-            f"sqlite3 {DB} 'select username, is_authorized, hex(password) from users_info order by username'"
-        )
-        state = json.loads(h.check_output(f"cat {STATE}"))
-        work = h.check_output(
-            f"cd {WORK} && find . -type f \\( -name marker.txt -o -name root.shadow \\) "
-            "| sort | xargs -r sha256sum"
-        )
-        running = {}
-        for line in h.check_output(
-            "docker ps --filter label=ml-workshop.user --format "
-            '\'{{.Label "ml-workshop.user"}} {{.Label "ml-workshop.npus"}}\''
-        ).splitlines():
-            user, _, npus = line.partition(" ")
-            running[user] = npus
-        return {
-            "accounts": accounts,
-            "ssh_ports": state["ssh_ports"],
-            "npus": state["npus"],
-            "work": work,
-            "running": running,
-        }
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +42,7 @@ def classroom(hubs):
         for user in users:
             if user in ("alice", "bob") and hub.server_state(user):
                 continue  # test_10 signed them up with the browser and left them running
-            hub.signup_and_approve(user)
+            hub.signup_and_approve(user, PASSWORD)
             hub.start(user)
         for user in users:
             hub.host.check_output(
