@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, hubconfig, names
+    from ml_workshop import alloc, firewall, hubconfig, names
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = hubconfig = names = _MissingPackage("hub_*", _error)
+    alloc = firewall = hubconfig = names = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -42,4 +42,6 @@ class FilterModule:
             "hub_ssh_port_problems": hubconfig.ssh_port_problems,
             "hub_ssh_bind_ip_problems": hubconfig.ssh_bind_ip_problems,
             "hub_username_problem": names.name_problem,
+            "hub_cidr_problems": firewall.cidr_problems,
+            "hub_bridge_name_problem": firewall.bridge_name_problem,
         }

@@ -84,6 +84,7 @@ def test_published_fact(host):
     f = host.file("/etc/ansible/facts.d/cache_client.fact")
     assert f.user == "root" and f.mode == 0o644
     fact = json.loads(f.content_string)
+    assert fact["host"] == CACHE and fact["ports"] == [3142, 3999, 8899]
     assert fact["apt_proxy_url"] == APT
     assert fact["pip_index_url"] == PIP_INDEX
     assert fact["pip_trusted_host"] == CACHE
