@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, hubconfig, names
+    from ml_workshop import alloc, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = hubconfig = names = _MissingPackage("hub_*", _error)
+    alloc = hubconfig = names = tls = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -42,4 +42,8 @@ class FilterModule:
             "hub_ssh_port_problems": hubconfig.ssh_port_problems,
             "hub_ssh_bind_ip_problems": hubconfig.ssh_bind_ip_problems,
             "hub_username_problem": names.name_problem,
+            "hub_tls_mode_problems": tls.mode_problems,
+            "hub_tls_name_problems": tls.name_problems,
+            "hub_tls_host_addresses": tls.host_addresses,
+            "hub_tls_subject_alt_names": tls.subject_alt_names,
         }
