@@ -128,3 +128,33 @@ def test_spawn_pending_reloads_into_the_failure_page(env):
     )
     assert "EventSource" in html  # JupyterHub's progress script is kept
     assert "bg-danger" in html and "location.reload" in html
+
+
+FP = ":".join(["AB"] * 32)
+
+
+def test_workshop_ca_page_offers_the_download_and_the_fingerprint(env):
+    ns = namespace() | {"user": None}
+    html = env.get_template("workshop-ca.html").render(ca_fingerprint=FP, workshop_ca_url="workshop-ca", **ns)
+    assert "Trust the workshop certificate" in html
+    assert re.search(r'<a [^>]*id="mlw-ca-download" href="/hub/workshop-ca.crt"', html)
+    assert f'<code id="mlw-ca-fingerprint">{FP}</code>' in html
+    assert all(w in text(html) for w in ("Windows", "macOS", "Chrome", "Firefox"))
+    assert 'id="mlw-trust-link"' in html  # the banner's link, for visitors not logged in
+
+
+def test_login_banner_links_to_the_ca_page_only_with_a_ca(env):
+    ns = namespace() | {"user": None}
+    with_ca = env.get_template("page.html").render(workshop_ca_url="workshop-ca", **ns)
+    assert re.search(r'id="mlw-trust-link"\s+href="/hub/workshop-ca"', with_ca)
+    assert (
+        "mlw-trust-link"
+        not in env.get_template("page.html").render(workshop_ca_url="", **ns).split("</style>")[1]
+    )
+
+
+def test_connection_page_has_the_trust_section_with_a_ca(env):
+    html = env.get_template("connection.html").render(details=None, ca_fingerprint=FP, **namespace())
+    assert 'id="mlw-trust"' in html and FP in html
+    html = env.get_template("connection.html").render(details=None, ca_fingerprint="", **namespace())
+    assert 'id="mlw-trust"' not in html

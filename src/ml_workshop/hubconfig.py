@@ -8,7 +8,7 @@ import ipaddress
 import json
 import os
 
-from . import hostnet, names
+from . import hostnet, names, tls
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
@@ -64,7 +64,7 @@ def ssh_port_problems(port_range: object, reserved: list[object]) -> list[str]:
     if clash:
         return [
             f"hub_ssh_port_range {[first, last]} contains port {', '.join(map(str, clash))}, used by the hub "
-            "or the cache proxy (hub_port, hub_api_port, hub_proxy_api_port, hub_reserved_ports)"
+            "or the cache proxy (hub_port, hub_api_port, hub_proxy_api_port, hub_reserved_ports, hub_tls_redirect_port)"
         ]
     return []
 
@@ -132,10 +132,35 @@ def proxy_command(chp):
     return [node, os.path.realpath(chp)] if os.path.exists(node) else [chp]
 
 
+def tls_settings(s: dict) -> dict:
+    """The settings' "tls" block ({"mode": "off"} for a settings file from before hub_tls), checked."""
+    t = dict(s.get("tls") or {"mode": "off"})
+    problems = tls.mode_problems(t.get("mode"))
+    if problems:
+        raise ValueError("; ".join(problems))
+    if t["mode"] != "off" and not (t.get("cert_file") and t.get("key_file")):
+        raise ValueError(
+            f"hub_tls {t['mode']} needs the certificate and key files (tls.cert_file, tls.key_file)"
+        )
+    return t
+
+
 def apply(c, s):
     sec = s["secrets"]
     hub = c.JupyterHub
-    hub.bind_url = f"http://{s['public_ip']}:{int(s['port'])}"
+    t = tls_settings(s)
+    secure = t["mode"] != "off"
+    hub.bind_url = f"{'https' if secure else 'http'}://{s['public_ip']}:{int(s['port'])}"
+    if secure:
+        # TLS ends at configurable-http-proxy (its own unit, --ssl-cert/--ssl-key). The hub never
+        # reads these files (it starts no proxy); without them JupyterHub turns an https bind_url
+        # back into http. Cookies are Secure whatever the request looked like: the login cookie
+        # (cookie_options) and the _xsrf cookie (JupyterHub 5.5 takes its xsrf_cookie_kwargs from
+        # tornado_settings, not from cookie_options).
+        hub.ssl_cert = t["cert_file"]
+        hub.ssl_key = t["key_file"]
+        hub.cookie_options = {"secure": True}
+        hub.tornado_settings = {"xsrf_cookie_kwargs": {"secure": True}}
     hub.hub_ip = s["hub_ip"]
     hub.hub_port = int(s["hub_port"])
     hub.hub_connect_ip = s["hub_connect_ip"]
@@ -144,14 +169,24 @@ def apply(c, s):
     hub.cookie_secret_file = sec["cookie_secret"]
     hub.pid_file = os.path.join(s["state_dir"], "jupyterhub.pid")
     hub.template_paths = [s["templates_dir"]]
-    hub.template_vars = {"workshop_title": s["title"], "announcement_login": s.get("announcement", "")}
+    ca_file = t.get("ca_file", "") if secure else ""
+    hub.template_vars = {
+        "workshop_title": s["title"],
+        "announcement_login": s.get("announcement", ""),
+        "workshop_ca_url": "workshop-ca" if ca_file else "",  # relative to base_url (/hub/)
+    }
     hub.shutdown_on_logout = False
     hub.default_url = "/hub/home"  # log in to the home page; the student starts the server
     hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
     hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
-    from ml_workshop.handlers import ConnectionHandler
+    from ml_workshop.handlers import ConnectionHandler, WorkshopCAHandler, WorkshopCAPageHandler
 
-    hub.extra_handlers = [(r"/connection", ConnectionHandler)]
+    hub.extra_handlers = [(r"/connection", ConnectionHandler, {"ca_file": ca_file})]
+    if ca_file:
+        hub.extra_handlers += [
+            (r"/workshop-ca", WorkshopCAPageHandler, {"ca_file": ca_file}),
+            (r"/workshop-ca\.crt", WorkshopCAHandler, {"ca_file": ca_file}),
+        ]
     hub.services, hub.load_roles = services_and_roles(s, s["python"])
 
     # configurable-http-proxy is its own systemd unit (configurable-http-proxy.service, same token,

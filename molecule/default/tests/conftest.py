@@ -52,7 +52,7 @@ def server_of(host):
 # npu2 serves its hub over TLS with the role's self-signed workshop CA (molecule.yml host_vars:
 # hub_tls: selfsigned); npu1 keeps the default, plain HTTP.
 TLS = {"npu1": False, "npu2": True}
-CA_PATH = "/etc/jupyterhub/tls/ca.crt"  # the workshop CA on the host (hub role, hub_tls: selfsigned)
+CA_PATH = "/etc/jupyterhub/tls/workshop-ca.crt"  # the workshop CA on the host (hub role, hub_tls: selfsigned)
 CA_FILE = ARTIFACTS / "npu2-workshop-ca.crt"
 
 

@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, firewall, hubconfig, names
+    from ml_workshop import alloc, firewall, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = firewall = hubconfig = names = _MissingPackage("hub_*", _error)
+    alloc = firewall = hubconfig = names = tls = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -44,4 +44,8 @@ class FilterModule:
             "hub_username_problem": names.name_problem,
             "hub_cidr_problems": firewall.cidr_problems,
             "hub_bridge_name_problem": firewall.bridge_name_problem,
+            "hub_tls_mode_problems": tls.mode_problems,
+            "hub_tls_name_problems": tls.name_problems,
+            "hub_tls_host_addresses": tls.host_addresses,
+            "hub_tls_subject_alt_names": tls.subject_alt_names,
         }
