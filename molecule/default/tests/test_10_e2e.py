@@ -14,14 +14,17 @@ import re
 import time
 
 import pytest
+import requests
 from conftest import (
     ARTIFACTS,
     AUTHORIZE,
+    CA_PATH,
     PASSWORD,
     PREFIX,
     approve,
     base_url,
     cache_host,
+    instance,
     login,
     server_of,
     signup,
@@ -165,3 +168,40 @@ def test_site_used_the_cached_student_image(host):
     assert image_id == cached["id"], (
         "site.yml rebuilt the student image: its recipe drifted from the harness's"
     )
+
+
+def test_tls_hub_offers_its_ca_and_is_trusted_by_it(host, browser):
+    """npu2 (hub_tls: selfsigned): the workshop CA is offered before login, exactly the host's;
+    the fingerprint students compare is the CA's; the server certificate verifies against it for
+    the names and addresses students use (from another host on the network, too)."""
+    if server_of(host) != "npu2":
+        pytest.skip("checked on npu2")
+
+    base = base_url("npu2")
+    on_host = host.file(CA_PATH).content_string
+    r = requests.get(f"{base}/hub/workshop-ca.crt", timeout=30)  # verified against that CA alone
+    assert r.status_code == 200, r.status_code
+    assert r.headers["Content-Type"].startswith("application/x-x509-ca-cert"), r.headers
+    assert r.text.strip() == on_host.strip()
+    fingerprint = host.check_output(f"openssl x509 -noout -fingerprint -sha256 -in {CA_PATH}").split("=", 1)[
+        1
+    ]
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(f"{base}/hub/login")
+    assert page.locator("#mlw-trust-link").count() == 1
+    page.goto(f"{base}/hub/workshop-ca")
+    page.screenshot(path=str(ARTIFACTS / "npu2-5-workshop-ca.png"), full_page=True)
+    assert page.locator("#mlw-ca-fingerprint").inner_text().strip().upper() == fingerprint.strip().upper()
+    ctx.close()
+    # From another host on the classroom network, by name and by address.
+    npu1 = instance("npu1")
+    npu1.check_output(f"cat > /tmp/workshop-ca.crt <<'EOF'\n{on_host}\nEOF")
+    ip = host.check_output("ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1").strip()
+    for name in (f"{PREFIX}-npu2", ip):
+        out = npu1.run(
+            f"curl -sS --cacert /tmp/workshop-ca.crt -o /dev/null -w '%{{http_code}}' https://{name}:28000/hub/health"
+        )
+        assert out.stdout == "200", (name, out.stdout, out.stderr)
+    plain = npu1.run(f"curl -sS -o /dev/null -w '%{{http_code}}' http://{ip}:28000/hub/login")
+    assert plain.rc != 0 or plain.stdout not in ("200", "302"), (plain.rc, plain.stdout)

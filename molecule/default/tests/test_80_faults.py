@@ -108,6 +108,12 @@ def test_docker_restart(hubs, classroom):
     )
     nothing_lost(hub, classroom["npu1"])
     assert kernel in [k["id"] for k in hub.user_server("alice", "/api/kernels").json()]
+    # The students' network boundary came back with Docker (ml-workshop-student-firewall.service
+    # is PartOf docker.service): the live rules are the wanted ones.
+    check = hub.host.run(
+        "/opt/jupyterhub/venv/bin/python -m ml_workshop.firewall check /etc/jupyterhub/student-firewall.json"
+    )
+    assert check.rc == 0, check.stdout + check.stderr
     assert term in [t["name"] for t in hub.user_server("alice", "/api/terminals").json()]
 
 
