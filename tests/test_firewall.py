@@ -28,6 +28,9 @@ def test_forward_rules_order_and_shape():
     rules = fw.forward_rules(SETTINGS, FACTS)
     assert rules == [
         "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "! -i mlw0 ! -o mlw0 -j RETURN",
+        "! -i mlw0 -o mlw0 -m conntrack --ctstate DNAT -j RETURN",
+        f"! -i mlw0 -o mlw0 {REJECT}",
         f"-o mlw0 {REJECT}",
         "-d 10.0.0.53/32 -p udp -m udp --dport 53 -j RETURN",
         "-d 10.0.0.53/32 -p tcp -m tcp --dport 53 -j RETURN",
@@ -144,7 +147,7 @@ def test_apply_then_check_then_remove():
     fake = FakeIptables({"INPUT": ["-p tcp -j ACCEPT"]})
     assert fw.differences(SETTINGS, FACTS, fw.read_live(SETTINGS, fake))
     assert fw.apply(SETTINGS, FACTS, fake) is True
-    assert fake.chains["DOCKER-USER"] == ["-i mlw0 -j MLW-STUDENTS-FWD"]
+    assert fake.chains["DOCKER-USER"] == ["-j MLW-STUDENTS-FWD"]
     assert fake.chains["INPUT"] == ["-i mlw0 -j MLW-STUDENTS-IN", "-p tcp -j ACCEPT"]
     assert fw.differences(SETTINGS, FACTS, fw.read_live(SETTINGS, fake)) == []
     assert fw.apply(SETTINGS, FACTS, fake) is False and len(fake.restored) == 1
@@ -158,15 +161,19 @@ def test_apply_then_check_then_remove():
 
 
 def test_apply_moves_a_stale_jump_to_the_new_bridge():
-    """The network was recreated (br-<id> became mlw0): the old jump goes, the new one is first."""
+    """The network was recreated (br-<id> became mlw0): the old INPUT jump goes, the new one is
+    first; DOCKER-USER's jump (for every packet) is moved back to the top, and a jump of an
+    older shape (limited to one bridge) is removed."""
     fake = FakeIptables({"INPUT": [], "DOCKER-USER": []})
     old = fw.Facts(**{**FACTS.__dict__, "interface": "br-0123456789ab"})
     fw.apply(SETTINGS, old, fake)
     fake.chains["DOCKER-USER"].insert(0, "-j RETURN")
+    fake.chains["DOCKER-USER"].append("-i br-0123456789ab -j MLW-STUDENTS-FWD")
     problems = fw.differences(SETTINGS, FACTS, fw.read_live(SETTINGS, fake))
     assert "DOCKER-USER: unexpected -A DOCKER-USER -i br-0123456789ab -j MLW-STUDENTS-FWD" in problems
+    assert "INPUT: unexpected -A INPUT -i br-0123456789ab -j MLW-STUDENTS-IN" in problems
     fw.apply(SETTINGS, FACTS, fake)
-    assert fake.chains["DOCKER-USER"] == ["-i mlw0 -j MLW-STUDENTS-FWD", "-j RETURN"]
+    assert fake.chains["DOCKER-USER"] == ["-j MLW-STUDENTS-FWD", "-j RETURN"]
     assert fake.chains["INPUT"] == ["-i mlw0 -j MLW-STUDENTS-IN"]
 
 
@@ -179,4 +186,4 @@ def test_show_prints_the_restore_input(tmp_path, monkeypatch, capsys):
     assert fw.main(["show", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("*filter\n:MLW-STUDENTS-FWD - [0:0]\n") and out.endswith("COMMIT\n")
-    assert "-I DOCKER-USER 1 -i mlw0 -j MLW-STUDENTS-FWD" in out
+    assert "-I DOCKER-USER 1 -j MLW-STUDENTS-FWD" in out

@@ -1,7 +1,7 @@
 """The network boundary of the students' containers (hub role, README "Network boundary of
 students' containers"): iptables rules in two chains of the filter table that this module owns.
 
-    MLW-STUDENTS-FWD  jumped to from DOCKER-USER (FORWARD) for packets from the students' bridge
+    MLW-STUDENTS-FWD  jumped to from DOCKER-USER (FORWARD) for every packet: from and to the students' bridge
     MLW-STUDENTS-IN   jumped to from INPUT for packets from the students' bridge to the host itself
 
 Computed from a JSON settings file the hub role writes, applied with `iptables-restore --noflush`
@@ -228,11 +228,19 @@ def _dns(address: str, verdict: str) -> list[str]:
 
 
 def forward_rules(settings: Settings, facts: Facts) -> list[str]:
-    """MLW-STUDENTS-FWD (without `-A CHAIN `): packets from a student's container that the host
-    forwards. RETURN hands a packet back to Docker's own chains, which accept it."""
+    """MLW-STUDENTS-FWD (without `-A CHAIN `): every forwarded packet passes here first (the
+    jump from DOCKER-USER is unconditional); RETURN hands it back to Docker's own chains.
+    Packets that neither come from nor go to the students' bridge return at once. Into the
+    bridge only answers and Docker's published ports (DNAT): a machine that routes to the
+    students' subnet through the NPU server reaches no unpublished port (Docker's own FORWARD
+    rules let it, when the chain's policy is ACCEPT). From the bridge: the rules below."""
+    br = facts.interface
     rules = [
         f"{ESTABLISHED} -j RETURN",
-        f"-o {facts.interface} {REJECT}",  # another student (also hairpin through a published port)
+        f"! -i {br} ! -o {br} -j RETURN",  # not the students' traffic
+        f"! -i {br} -o {br} -m conntrack --ctstate DNAT -j RETURN",  # a published port (SSH)
+        f"! -i {br} -o {br} {REJECT}",  # routed or from another network, to an unpublished port
+        f"-o {br} {REJECT}",  # another student (also hairpin through a published port)
     ]
     for server in facts.dns_servers:
         rules += _dns(server, "RETURN")
@@ -263,7 +271,10 @@ def input_rules(settings: Settings, facts: Facts) -> list[str]:
 
 
 def jump(chain: str, target: str, interface: str) -> str:
-    """A jump rule as `iptables -S` prints it."""
+    """A jump rule as `iptables -S` prints it: DOCKER-USER jumps for every forwarded packet (the
+    chain itself tells the students' traffic apart, both ways), INPUT for the bridge's only."""
+    if chain == DOCKER_USER:
+        return f"-A {chain} -j {target}"
     return f"-A {chain} -i {interface} -j {target}"
 
 
