@@ -130,7 +130,7 @@ def attack(origin, name):
                     f"NOT REFUSED: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}",
                 )
                 raise
-            record_attack(origin, name, f"refused: {how}")
+            record_attack(origin, name, "refused: " + " ".join(str(how).split()))
 
         return test
 
