@@ -90,6 +90,24 @@ def test_npus_follow_the_policy(host):
     assert 0 <= int(env["ASCEND_VISIBLE_DEVICES"]) <= limit
 
 
+def test_npu_smi_in_the_container_lists_only_her_npus(host):
+    """Students check their card with `npu-smi info` first: in the container (as the student) it
+    lists exactly the NPUs the container was given (the EMULATED npu-smi sees the NPUs whose
+    device nodes it can reach, as the real one does), and all of them on the host."""
+    name, info = _container(host)
+    mine = sorted(_npu_ids_of(info))
+    listed = host.check_output(f"docker exec -u 1000 {name} npu-smi info -l")
+    assert re.search(r"Total Count\s+:\s+1\b", listed), listed
+    assert [int(i) for i in re.findall(r"NPU ID\s+:\s+(\d+)", listed)] == mine, listed
+    table = host.check_output(f"docker exec -u 1000 {name} npu-smi info")
+    rows = [int(m) for m in re.findall(r"^\|\s+(\d+)\s+\S+\s+\|\s+OK", table, re.MULTILINE)]
+    assert rows == mine, table
+    on_host = host.check_output("npu-smi info -l")
+    assert re.search(r"Total Count\s+:\s+(\d+)", on_host).group(1) == str(
+        8 if server_of(host) == "npu1" else 4
+    )
+
+
 def _npu_ids_of(info):
     return {
         int(d["PathOnHost"].removeprefix("/dev/davinci"))
