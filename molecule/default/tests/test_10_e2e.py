@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import time
 
 import pytest
@@ -90,6 +91,24 @@ def test_npus_follow_the_policy(host):
     assert 0 <= int(env["ASCEND_VISIBLE_DEVICES"]) <= limit
 
 
+def test_npu_smi_in_the_container_lists_only_her_npus(host):
+    """Students check their card with `npu-smi info` first: in the container (as the student) it
+    lists exactly the NPUs the container was given (the EMULATED npu-smi sees the NPUs whose
+    device nodes it can reach, as the real one does), and all of them on the host."""
+    name, info = _container(host)
+    mine = sorted(_npu_ids_of(info))
+    listed = host.check_output(f"docker exec -u 1000 {name} npu-smi info -l")
+    assert re.search(r"Total Count\s+:\s+1\b", listed), listed
+    assert [int(i) for i in re.findall(r"NPU ID\s+:\s+(\d+)", listed)] == mine, listed
+    table = host.check_output(f"docker exec -u 1000 {name} npu-smi info")
+    rows = [int(m) for m in re.findall(r"^\|\s+(\d+)\s+\S+\s+\|\s+OK", table, re.MULTILINE)]
+    assert rows == mine, table
+    on_host = host.check_output("npu-smi info -l")
+    assert re.search(r"Total Count\s+:\s+(\d+)", on_host).group(1) == str(
+        8 if server_of(host) == "npu1" else 4
+    )
+
+
 def _npu_ids_of(info):
     return {
         int(d["PathOnHost"].removeprefix("/dev/davinci"))
@@ -129,6 +148,41 @@ def test_ssh_port_shown_to_the_student_answers(host):
             break
         time.sleep(2)
     assert banner.startswith("SSH-2.0")
+
+
+def test_ssh_session_has_the_notebook_environment(host):
+    """An SSH command (as VS Code Remote-SSH runs its server: non-interactive, no login shell),
+    with the stored root password through the published port: it starts in the work directory,
+    runs the notebook Python with its packages (jupyter_server: every student image has it), has the cache settings (pip downloads through
+    devpi) and sees exactly the NPUs of the container, as JupyterLab's terminal does."""
+    if server_of(host) != "npu1":
+        pytest.skip("checked on npu1")
+    name, info = _container(host)
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    pw = host.file(
+        f"/srv/ml-workshop/student-work/{STUDENT['npu1']}/.ml-workshop/root-password"
+    ).content_string.strip()
+    script = (
+        "pwd; command -v python3; python3 -c 'import jupyter_server as j; print(\"jupyter_server\", j.__version__)'; "
+        'echo "PIP=$PIP_INDEX_URL"; ls /dev | grep -E "^davinci[0-9]+$"; npu-smi info -l | grep "NPU ID"; '
+        "cd /tmp && pip download --no-deps -q -d /tmp/mlw-dl six && ls /tmp/mlw-dl"
+    )
+    out = host.run(
+        f"sshpass -p {shlex.quote(pw)} ssh -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+        f"-o PreferredAuthentications=password -p {env['MLW_SSH_PORT']} root@127.0.0.1 {shlex.quote(script)}"
+    )
+    assert out.rc == 0, out.stderr[-500:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "/home/student/work", lines
+    assert lines[1].startswith("/opt/ml-workshop/venv/"), lines
+    assert lines[2].startswith("jupyter_server "), (
+        lines
+    )  # the notebook venv's (numpy: not in the lean test image)
+    assert lines[3] == f"PIP={env['PIP_INDEX_URL']}" and env["PIP_INDEX_URL"], lines
+    mine = sorted(_npu_ids_of(info))
+    assert [ln for ln in lines if ln.startswith("davinci")] == [f"davinci{i}" for i in mine], lines
+    assert [int(ln.split(":")[1]) for ln in lines if "NPU ID" in ln] == mine, lines
+    assert any(ln.startswith("six-") for ln in lines), lines
 
 
 def test_student_of_npu1_is_refused_on_npu2(host, browser):

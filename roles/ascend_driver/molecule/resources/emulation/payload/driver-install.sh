@@ -53,6 +53,8 @@ echo "Version=$EMU_VERSION" >"$drv/version.info"
 echo "EMULATION libascend_hal.so $EMU_VERSION" >"$drv/lib64/driver/libascend_hal.so"
 echo "EMULATION libdcmi.so $EMU_VERSION" >/usr/local/dcmi/libdcmi.so
 echo "/* EMULATION dcmi_interface_api.h */" >/usr/local/dcmi/dcmi_interface_api.h
+# The card table as the emulated DCMI sees it (npu-smi in containers, which get /usr/local/dcmi).
+if [ -f "$EMU_STATE" ]; then cp "$EMU_STATE" /usr/local/dcmi/.emulation-npus; fi
 install -m 0755 upgrade-tool "$drv/tools/upgrade-tool"
 install -m 0755 npu-smi /usr/local/bin/npu-smi
 cat >/etc/ascend_install.info <<INFO
