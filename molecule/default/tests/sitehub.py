@@ -55,10 +55,11 @@ class Hub:
             time.sleep(2)
         raise AssertionError(f"{self.server}: the hub API did not answer within {timeout}s")
 
-    def signup_and_approve(self, user, password):
+    def signup(self, user, password):
+        """The sign-up form as a browser posts it (XSRF cookie and field); the response."""
         s = requests.Session()
         s.get(f"{self.base}/hub/signup")
-        s.post(
+        return s.post(
             f"{self.base}/hub/signup",
             data={
                 "username": user,
@@ -67,13 +68,21 @@ class Hub:
                 "_xsrf": s.cookies.get("_xsrf", ""),
             },
         )
-        su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
-        a = requests.Session()
-        a.get(f"{self.base}/hub/login")
-        a.post(
+
+    def login(self, user, password):
+        """The login form as a browser posts it; (the cookie session, the response)."""
+        s = requests.Session()
+        s.get(f"{self.base}/hub/login")
+        r = s.post(
             f"{self.base}/hub/login",
-            data={"username": "superuser", "password": su, "_xsrf": a.cookies.get("_xsrf", "")},
+            data={"username": user, "password": password, "_xsrf": s.cookies.get("_xsrf", "")},
         )
+        return s, r
+
+    def signup_and_approve(self, user, password):
+        self.signup(user, password)
+        su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+        a, _ = self.login("superuser", su)
         authorized = self.host.check_output(
             f"sqlite3 {DB} \"select is_authorized from users_info where username='{user}'\""
         )

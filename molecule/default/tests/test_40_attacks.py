@@ -198,19 +198,9 @@ def scene():
     s.npu1.run(f"rm -f {WORK}/alice/attack-canary.txt")
 
 
-def session(hub, user, password):
-    s = requests.Session()
-    s.get(f"{hub.base}/hub/login")
-    r = s.post(
-        f"{hub.base}/hub/login",
-        data={"username": user, "password": password, "_xsrf": s.cookies.get("_xsrf", "")},
-    )
-    return s, r
-
-
 def own_token(hub, user, password):
     """The token a student makes on her /hub/token page (cookie session + XSRF header)."""
-    s, _ = session(hub, user, password)
+    s, _ = hub.login(user, password)
     r = s.post(
         f"{hub.base}/hub/api/users/{user}/tokens",
         headers={"X-XSRFToken": s.cookies.get("_xsrf", "")},
@@ -241,18 +231,7 @@ def npus_of(host, container):
 
 # --- helpers of the account and network attacks --------------------------------------------------------------------------------------
 def signup_text(hub, user, password="Take-over-2026!"):
-    s = requests.Session()
-    s.get(f"{hub.base}/hub/signup")
-    r = s.post(
-        f"{hub.base}/hub/signup",
-        data={
-            "username": user,
-            "signup_password": password,
-            "signup_password_confirmation": password,
-            "_xsrf": s.cookies.get("_xsrf", ""),
-        },
-    )
-    return r.text
+    return hub.signup(user, password).text
 
 
 def users_info(hub):
@@ -596,7 +575,7 @@ def test_31_named_server(scene):
 def test_32_self_approve(scene):
     hub = scene.hub
     assert "sent to the admin" in signup_text(hub, "pending1", PASSWORD)
-    s, _ = session(hub, "mallory", PASSWORD)
+    s, _ = hub.login("mallory", PASSWORD)
     r = s.get(f"{hub.base}/hub/authorize/pending1", allow_redirects=False)
     approved = hub.host.check_output(
         "sqlite3 /var/lib/jupyterhub/jupyterhub.sqlite \"select is_authorized from users_info where username='pending1'\""
@@ -622,7 +601,7 @@ def test_33_name_reuse(scene):
     state = json.loads(scene.npu1.file(STATE).content_string)
     assert "reuse" not in state["ssh_ports"] and "reuse" not in state["npus"], state
     assert probe(scene.npu2, scene.npu1_ip, old_port) != "open", "the old SSH port still answers"
-    _, r = session(hub, "reuse", "New-owner-2026!")
+    _, r = hub.login("reuse", "New-owner-2026!")
     assert "/hub/login" in r.url, "the new reuse got in without approval"
     return f"old work archived ({[a for a in archived if a.startswith('reuse-')][0]}), port {old_port} freed, new account pending"
 
@@ -633,7 +612,7 @@ def test_34_signup_superuser(scene):
     for hub in (scene.hub, scene.hub2):
         text = signup_text(hub, "superuser")
         assert "is reserved" in text, text[:300]
-        s, r = session(hub, "superuser", "Take-over-2026!")
+        s, r = hub.login("superuser", "Take-over-2026!")
         assert "/hub/login" in r.url
     return "'is reserved' on both servers; the admin's password unchanged"
 
@@ -659,7 +638,7 @@ def test_36_signup_hostile_names(scene):
 
 @attack("network", "log in before the admin approved the sign-up")
 def test_37_login_pending(scene):
-    _, r = session(scene.hub, "pending1", PASSWORD)
+    _, r = scene.hub.login("pending1", PASSWORD)
     assert "/hub/login" in r.url, r.url
     return "stays on /hub/login"
 
@@ -671,7 +650,7 @@ def test_38_admin_lockout(scene):
     )
     assert all(path != "/hub/home" for _, path in out), out
     su = scene.npu1.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
-    _, r = session(scene.hub, "superuser", su)
+    _, r = scene.hub.login("superuser", su)
     assert "/hub/login" not in r.url, "the admin is locked out"
     return f"{len(out)} wrong guesses; the admin still logs in"
 
@@ -687,7 +666,7 @@ def test_39_login_flood(scene):
     assert requests.get(f"{scene.hub.base}/hub/health", timeout=10).status_code == 200
     took = time.monotonic() - t0
     su = scene.npu1.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
-    _, r = session(scene.hub, "superuser", su)
+    _, r = scene.hub.login("superuser", su)
     assert "/hub/login" not in r.url, "the flood locked out other addresses"
     return f"{codes.count(429)} of {len(codes)} answered 429; the hub answered others in {took:.2f} s"
 
