@@ -49,7 +49,13 @@ class Run:
 
     def __init__(self, name: str, args: list[str]):
         inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
-        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
+        # no other callbacks (the harness may enable timing ones): stdout must be the JSON alone
+        env = dict(
+            os.environ,
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_CALLBACKS_ENABLED="",
+        )
         p = subprocess.run(
             ["ansible-playbook", "-i", inventory, CONVERGE, *args],
             capture_output=True,

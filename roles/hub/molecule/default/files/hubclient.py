@@ -8,6 +8,8 @@
                                              (the page toggles: with UPW, skipped when USER can log in)
   hubclient.py page USER PASSWORD PATH       logged-in GET of a hub page: {"status", "text"}
   hubclient.py api METHOD PATH [JSON]        REST call with the ml-workshop-api service token
+  hubclient.py flood USER PASSWORD MAX       wrong logins in a row until one is refused with 429
+                                             (or MAX tries): {"statuses", "seconds"}
 """
 
 import json
@@ -86,6 +88,13 @@ def main(argv):
         except ValueError:
             data = r.text[-2000:]
         out = {"status": r.status_code, "json": data, "seconds": time.monotonic() - t0}
+    elif cmd == "flood":
+        # One process, back to back: how many tries a client gets does not depend on how fast a
+        # test machine starts processes (the bucket refills while a slow loop runs).
+        t0, statuses = time.monotonic(), []
+        while len(statuses) < int(argv[3]) and 429 not in statuses:
+            statuses.append(login(argv[1], argv[2])[1]["status"])
+        out = {"statuses": statuses, "seconds": time.monotonic() - t0}
     else:
         raise SystemExit(__doc__)
     json.dump(out, sys.stdout)

@@ -230,6 +230,7 @@ def _playbook(name):
         os.environ,
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_FORCE_COLOR="0",
+        ANSIBLE_CALLBACKS_ENABLED="",  # stdout must be the JSON alone
     )
     p = subprocess.run(
         ["ansible-playbook", "-i", inventory, str(HERE.parent / name)],
