@@ -50,12 +50,8 @@ class Run:
     def __init__(self, name: str, args: list[str]):
         inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
         # no other callbacks (the harness may enable timing ones): stdout must be the JSON alone
-        env = dict(
-            os.environ,
-            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
-            ANSIBLE_FORCE_COLOR="0",
-            ANSIBLE_CALLBACKS_ENABLED="",
-        )
+        env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_FORCE_COLOR="0")
+        env.pop("ANSIBLE_CALLBACKS_ENABLED", None)  # an empty value is an error in ansible-core 2.19
         p = subprocess.run(
             ["ansible-playbook", "-i", inventory, CONVERGE, *args],
             capture_output=True,
