@@ -245,3 +245,27 @@ def test_unexpected_errors_still_reach_the_student_in_words(tmp_path, docker_sta
     e = refused(make(tmp_path))
     assert e.mlw_reason == messages.START_FAILED
     assert "/var/lib" not in e.jupyterhub_message and "/var/lib" in e.mlw_detail
+
+
+def test_readiness_is_noticed_within_ready_poll_max(tmp_path, docker_start, monkeypatch):
+    """The checks back off from 0.2 s but never pause longer than ready_poll_max: a server that
+    starts answering after a few seconds is seen within that pause, not up to 2 s later."""
+    calls = {"n": 0}
+
+    async def fake(self, url):
+        calls["n"] += 1
+        return calls["n"] > 12  # answers on the 13th check
+
+    monkeypatch.setattr(WorkshopSpawner, "_answers", fake)
+    pauses = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds, *a, **kw):
+        pauses.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr("ml_workshop.spawner.asyncio.sleep", sleep)
+    sp = make(tmp_path)
+    assert asyncio.run(sp.start()) == ("10.0.0.5", 8888)
+    assert len(pauses) == 12 and pauses[0] == pytest.approx(0.2)
+    assert max(pauses) == pytest.approx(sp.ready_poll_max) == pytest.approx(0.5)

@@ -52,6 +52,12 @@ class WorkshopSpawner(DockerSpawner):
     cap_add = List(Unicode(), default_value=list(container.DEFAULT_CAP_ADD), config=True)
     no_new_privileges = Bool(True, config=True)
     docker_init = Bool(True, config=True, help="run docker-init as PID 1")
+    ready_poll_max = Float(
+        0.5,
+        config=True,
+        help="Longest pause (s) between two readiness checks of a starting server: the checks back "
+        "off from 0.2 s to this, so a server that answers is noticed within it (issue 13)",
+    )
     container_env = Dict(config=True, help="extra environment (cache proxy client settings)")
     start_margin = Float(
         2.0, config=True, help="seconds our own deadline keeps before JupyterHub's start_timeout"
@@ -314,7 +320,7 @@ class WorkshopSpawner(DockerSpawner):
                     messages.START_TIMEOUT, seconds=round(end - started), detail=f"no answer at {url}"
                 )
             await asyncio.sleep(min(pause, max(0.0, end - loop.time())))
-            pause = min(pause * 1.5, 2.0)
+            pause = min(pause * 1.5, self.ready_poll_max)
 
     async def poll(self) -> int | None:
         """None while the container runs, else its exit status. A server found gone (its
