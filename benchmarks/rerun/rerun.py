@@ -278,6 +278,22 @@ def _s(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _share_table(
+    kind: str, width: int, rows: list[dict[str, Any]], in_tasks: float, items: bool
+) -> list[str]:
+    """Rows of seconds per role or per module, with their share of the time in tasks."""
+    head = f"  {kind:<{width}} {'s':>8} {'share':>6} {'tasks':>6} {'runs':>6} {'skipped':>8}"
+    out = [head + (f" {'items':>6}" if items else "")]
+    for row in rows:
+        share = 100 * row["seconds"] / in_tasks if in_tasks else 0.0
+        line = (
+            f"  {row['name']:<{width}} {row['seconds']:>8.1f} {share:>5.1f}% {row['tasks']:>6} "
+            f"{row['executions']:>6} {row['skipped']:>8}"
+        )
+        out.append(line + (f" {row['items']:>6}" if items else ""))
+    return out
+
+
 def render_run(label: str, run: dict[str, Any], slowest: int = SLOWEST) -> list[str]:
     """The printed lines of one run (`run`: rc, wall, breakdown, rates, analysis)."""
     a = run["analysis"]
@@ -314,26 +330,14 @@ def render_run(label: str, run: dict[str, Any], slowest: int = SLOWEST) -> list[
         out.extend(f"  {f['host']}  [{f['role']}]  {f['task']}  ({f['status']})" for f in a["failed"])
     in_tasks = a["task_seconds"] or 0.0
     out.append(f"seconds per role (sum of task durations; {in_tasks:.1f} s in tasks):")
-    out.append(f"  {'role':<28} {'s':>8} {'share':>6} {'tasks':>6} {'runs':>6} {'skipped':>8}")
-    for row in a["roles"]:
-        share = 100 * row["seconds"] / in_tasks if in_tasks else 0.0
-        out.append(
-            f"  {row['name']:<28} {row['seconds']:>8.1f} {share:>5.1f}% {row['tasks']:>6} {row['executions']:>6} "
-            f"{row['skipped']:>8}"
-        )
+    out.extend(_share_table("role", 28, a["roles"], in_tasks, items=False))
     out.append(f"slowest {min(slowest, len(a['slowest']))} task entries:")
     for t in a["slowest"][:slowest]:
         items = f", {t['items']} items" if t["items"] else ""
         hosts = ",".join(t["hosts"]) or "all skipped"
         out.append(f"  {t['seconds']:>7.2f} s  [{t['role']}] {t['task']}  ({t['action']}; {hosts}{items})")
     out.append("seconds per module (action):")
-    out.append(f"  {'action':<40} {'s':>8} {'share':>6} {'tasks':>6} {'runs':>6} {'skipped':>8} {'items':>6}")
-    for row in a["actions"]:
-        share = 100 * row["seconds"] / in_tasks if in_tasks else 0.0
-        out.append(
-            f"  {row['name']:<40} {row['seconds']:>8.1f} {share:>5.1f}% {row['tasks']:>6} {row['executions']:>6} "
-            f"{row['skipped']:>8} {row['items']:>6}"
-        )
+    out.extend(_share_table("action", 40, a["actions"], in_tasks, items=True))
     return out
 
 
