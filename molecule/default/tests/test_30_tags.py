@@ -46,7 +46,7 @@ UNCHANGED = [
 
 
 # The suite's runs share one fact cache (filled once by `facts_cached`): facts do not change
-# between them, and gathering them is a tenth of a small tag run's time on three hosts.
+# between them, so each run skips gathering them on the three hosts.
 FACT_CACHE = os.path.join(LOGS, "tags-fact-cache")
 FACT_CACHE_ENV = {
     "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
