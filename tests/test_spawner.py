@@ -84,3 +84,43 @@ def test_poll_finding_the_server_gone_releases_its_npus(tmp_path, monkeypatch):
     assert asyncio.run(a.poll()) == 137
     assert a.store.load()["npus"] == {}
     assert a.store.load()["ssh_ports"] == {"alice": 22222}, "the SSH port stays the student's"
+
+
+@pytest.mark.parametrize(
+    ("setting", "entrypoint", "expected"),
+    [
+        (None, ["/usr/bin/tini", "-g", "--", "/usr/local/bin/mlw-user-start"], False),
+        (None, "/usr/bin/dumb-init -- start", False),
+        (None, ["/usr/local/bin/start-notebook.sh"], True),
+        (None, None, True),
+        (True, ["/usr/bin/tini", "--"], True),
+        (False, None, False),
+    ],
+)
+def test_docker_init_only_when_the_image_has_none(tmp_path, setting, entrypoint, expected):
+    sp = make(tmp_path, "alice", docker_init=setting, image="mlw/user:1")
+    calls = []
+
+    async def fake_docker(method, *args, **kwargs):
+        calls.append((method, args))
+        assert method == "inspect_image"
+        return {"Config": {"Entrypoint": entrypoint}}
+
+    sp.docker = fake_docker
+    init = asyncio.run(sp._use_docker_init())
+    assert init is expected
+    sp.apply_allocation([0], 22222, init=init)
+    assert sp.extra_host_config["init"] is expected
+    assert calls == ([] if setting is not None else [("inspect_image", ("mlw/user:1",))])
+
+
+def test_docker_init_when_the_image_cannot_be_inspected(tmp_path):
+    from docker import errors
+
+    sp = make(tmp_path, "alice", image="missing:1")
+
+    async def fake_docker(method, *args, **kwargs):
+        raise errors.ImageNotFound("no such image")
+
+    sp.docker = fake_docker
+    assert asyncio.run(sp._use_docker_init()) is True

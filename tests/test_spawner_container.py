@@ -119,3 +119,14 @@ def test_containers_are_never_auto_removed():
     the student's server must survive a Docker restart, so the spawner removes it itself."""
     cfg = container.host_config(npu_ids=[0], npu_access=ACCESS, npu_runtime="devices", ssh_port=22222)
     assert cfg["auto_remove"] is False
+
+
+def test_image_runs_init_reads_the_entrypoint():
+    assert container.image_runs_init({"Entrypoint": ["/usr/bin/tini", "-g", "--", "x"]})
+    assert container.image_runs_init({"Entrypoint": ["tini-static", "--"]})
+    assert container.image_runs_init({"Entrypoint": "/sbin/docker-init -- x"})
+    assert not container.image_runs_init({"Entrypoint": ["/usr/local/bin/tini-wrapper"]})
+    assert not container.image_runs_init({"Entrypoint": None, "Cmd": ["tini"]})
+    assert not container.image_runs_init({})
+    assert not container.image_runs_init(None)
+    assert not container.image_runs_init({"Entrypoint": [1]})

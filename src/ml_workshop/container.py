@@ -80,6 +80,24 @@ def npu_binds(npu_ids: Iterable[int], access: Mapping[str, Any]) -> dict[str, di
     return out
 
 
+# init processes an image may run as PID 1 itself (its ENTRYPOINT's first word, any directory)
+IMAGE_INITS = frozenset({"tini", "tini-static", "dumb-init", "docker-init", "catatonit"})
+
+
+def image_runs_init(image_config: Mapping[str, Any] | None) -> bool:
+    """True when the image's ENTRYPOINT starts an init (tini, dumb-init, ...) as PID 1.
+
+    `image_config` is `docker image inspect`'s `Config` (Entrypoint: list, string or None).
+    Docker's own init would then run that init as its child, which is one init too many
+    (tini warns it is not PID 1 and, without -s, does not reap)."""
+    entry = (image_config or {}).get("Entrypoint")
+    if isinstance(entry, str):
+        entry = entry.split()
+    if not entry or not isinstance(entry, list) or not isinstance(entry[0], str):
+        return False
+    return entry[0].rsplit("/", 1)[-1] in IMAGE_INITS
+
+
 def host_config(
     *,
     npu_ids: Iterable[int],
@@ -102,7 +120,9 @@ def host_config(
         "shm_size": shm_size,
         "port_bindings": {22: (ssh_bind_ip, int(ssh_port))},
         "privileged": False,
-        "init": bool(init),  # docker-init as PID 1: reaps sshd children, forwards SIGTERM
+        # one init as PID 1 (reaps sshd's children, forwards SIGTERM): Docker's, unless the
+        # image runs its own (spawner.docker_init, image_runs_init)
+        "init": bool(init),
         # Never Docker's auto-remove: dockerd deletes auto-remove containers when it restarts,
         # even with live-restore, so every student's server would vanish with an unattended
         # Docker upgrade. The spawner removes the container itself when it stops a server

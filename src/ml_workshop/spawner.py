@@ -51,7 +51,13 @@ class WorkshopSpawner(DockerSpawner):
     shm_size = Unicode("2g", config=True)
     cap_add = List(Unicode(), default_value=list(container.DEFAULT_CAP_ADD), config=True)
     no_new_privileges = Bool(True, config=True)
-    docker_init = Bool(True, config=True, help="run docker-init as PID 1")
+    docker_init = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="Run Docker's init as PID 1: True, False, or None (default) for True unless the "
+        "image's ENTRYPOINT starts an init itself (the project's images run tini)",
+    )
     ready_poll_max = Float(
         0.5,
         config=True,
@@ -137,7 +143,19 @@ class WorkshopSpawner(DockerSpawner):
         with self.store.transaction() as st:
             st["npus"].pop(self.user.name, None)
 
-    def apply_allocation(self, ids: list[int], port: int) -> None:
+    async def _use_docker_init(self) -> bool:
+        """docker_init, or (None) whether the image lacks its own init (container.image_runs_init).
+        An image that cannot be inspected gets Docker's init; DockerSpawner's start reports a
+        missing image itself."""
+        if self.docker_init is not None:
+            return bool(self.docker_init)
+        try:
+            info = await self.docker("inspect_image", self.image)
+        except docker_errors.APIError:
+            return True
+        return not container.image_runs_init((info or {}).get("Config"))
+
+    def apply_allocation(self, ids: list[int], port: int, *, init: bool = True) -> None:
         """Set DockerSpawner's settings for this start (pure builders from `container`)."""
         vols = container.volumes(self.work_root, self.escaped_name, self.content_dir)
         if self.npu_runtime != "ascend":
@@ -156,7 +174,7 @@ class WorkshopSpawner(DockerSpawner):
                 shm_size=self.shm_size,
                 cap_add=self.cap_add,
                 no_new_privileges=self.no_new_privileges,
-                init=self.docker_init,
+                init=init,
             )
         )
         self.extra_create_kwargs = {
@@ -215,7 +233,7 @@ class WorkshopSpawner(DockerSpawner):
             raise self._refuse(e.reason, detail=str(e), **e.params) from e
         try:
             self._ensure_work_dir()
-            self.apply_allocation(ids, port)
+            self.apply_allocation(ids, port, init=await self._use_docker_init())
             self.log.info("Starting %s with NPUs [%s], SSH port %s", user, alloc.format_id_list(ids), port)
             ip_port = await self._start_container(deadline)
             await self._wait_until_answering(ip_port, deadline)

@@ -187,6 +187,9 @@ def test_alice_container(host):
     assert env["PIP_INDEX_URL"] == "http://cache.workshop.test:3141/root/pypi/+simple/"
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/tree"  # from jupyterhub_config.d/50-operator.py
     assert c["Config"]["Labels"]["ml-workshop.npus"] == "0,1"
+    # one init: the image's tini is PID 1, so Docker's init is not added in front of it
+    assert c["Config"]["Entrypoint"][0] == "/usr/bin/tini"
+    assert not hc.get("Init")
 
 
 def test_inside_alice_container(host):
@@ -203,6 +206,10 @@ def test_inside_alice_container(host):
     )
     assert host.file("/srv/ml-workshop/student-work/alice/notes.txt").uid == 1000
     assert host.file("/srv/ml-workshop/student-work/alice").uid == 1000
+    # PID 1 is tini itself (not docker-init with tini below it): tini reaps and never warns
+    assert host.check_output(run + "cat /proc/1/comm") == "tini"
+    logs = host.run("docker logs ml-workshop-user-alice")
+    assert "not running as PID 1" not in logs.stdout + logs.stderr
 
 
 def test_ssh_published(host):
