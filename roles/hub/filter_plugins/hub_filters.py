@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, firewall, hubconfig, names, tls
+    from ml_workshop import alloc, firewall, hostfiles, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = firewall = hubconfig = names = tls = _MissingPackage("hub_*", _error)
+    alloc = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -48,4 +48,8 @@ class FilterModule:
             "hub_tls_name_problems": tls.name_problems,
             "hub_tls_host_addresses": tls.host_addresses,
             "hub_tls_subject_alt_names": tls.subject_alt_names,
+            "hub_dirs_to_fix": hostfiles.dirs_to_fix,
+            "hub_stat_argv": hostfiles.stat_argv,
+            "hub_checksum_argv": hostfiles.checksum_argv,
+            "hub_unchanged_files": hostfiles.unchanged_files,
         }
