@@ -23,13 +23,17 @@ def test_missing_other_mode_owner_or_type_is_fixed():
         "stat: cannot statx '/srv/ml workshop': No such file or directory\n"
     )
     assert [d["path"] for d in hostfiles.dirs_to_fix(WANTED, out)] == [w["path"] for w in WANTED]
-    out = "755 root root regular empty file /etc/jupyterhub\n700 root root directory /etc/jupyterhub/secrets\n"
+    out = (
+        "755 root root regular empty file /etc/jupyterhub\n700 root root directory /etc/jupyterhub/secrets\n"
+    )
     assert [d["path"] for d in hostfiles.dirs_to_fix(WANTED[:2], out)] == ["/etc/jupyterhub"]
 
 
 def test_parse_stat_ignores_noise():
     assert hostfiles.parse_stat("garbage\nxyz root root directory /a\n") == {}
-    assert hostfiles.parse_stat("1777 root root directory /tmp\n") == {"/tmp": (0o1777, "root", "root", "directory")}
+    assert hostfiles.parse_stat("1777 root root directory /tmp\n") == {
+        "/tmp": (0o1777, "root", "root", "directory")
+    }
 
 
 def test_stat_argv_matches_the_parser():
@@ -38,9 +42,9 @@ def test_stat_argv_matches_the_parser():
 
 
 def test_unchanged_files_against_the_real_command(tmp_path):
+    import grp
     import os
     import pwd
-    import grp
     import subprocess
 
     me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
@@ -57,7 +61,13 @@ def test_unchanged_files_against_the_real_command(tmp_path):
         {"dest": str(other), "content": "x = 2\n", "mode": "0644", "owner": me, "group": group},
         {"dest": str(mode), "content": "[Unit]\n", "mode": "0644", "owner": me, "group": group},
         {"dest": str(gone), "content": "", "mode": "0644", "owner": me, "group": group},
-        {"dest": str(tmp_path / "link"), "content": '{"a": 1}\n', "mode": "0644", "owner": me, "group": group},
+        {
+            "dest": str(tmp_path / "link"),
+            "content": '{"a": 1}\n',
+            "mode": "0644",
+            "owner": me,
+            "group": group,
+        },
         {"dest": str(same), "content": '{"a": 1}\n', "mode": "0644", "owner": "nobody-else", "group": group},
     ]
     out = subprocess.run(hostfiles.checksum_argv(wanted), capture_output=True, text=True, check=True).stdout

@@ -40,6 +40,8 @@ class FakeDocker:
             if self.state == "gone":
                 raise docker_errors.NotFound("No such container", response=_response(404))
             return self.log
+        if method == "inspect_image":  # WorkshopSpawner._use_docker_init: the image runs tini
+            return {"Config": {"Entrypoint": ["/usr/bin/tini", "-g", "--", "mlw-user-start"]}}
         raise AssertionError(method)
 
 

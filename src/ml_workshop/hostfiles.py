@@ -13,7 +13,6 @@ with --check and --diff as before).
 from __future__ import annotations
 
 import hashlib
-
 from collections.abc import Iterable, Mapping
 from typing import Any
 
