@@ -251,3 +251,52 @@ def test_vscode_through_jupyter_server_proxy_counts_as_activity(student):
     assert "code-server" in page.lower() or "vscode" in page.lower()
     after = json.loads(host.check_output(f"curl -fsS '{base}/api/status?token={TOKEN}'"))["last_activity"]
     assert after > before
+
+
+# A WebSocket echo server inside the student's container (Tornado, from the notebook venv) and a
+# handshake through jupyter-server-proxy (/proxy/PORT/, the handler VS Code goes through) that
+# offers permessage-deflate as browsers do: the image's /etc/jupyter/jupyter_server_config.py
+# makes the proxy accept it (before, VS Code's 5 MB of remote-protocol traffic went uncompressed).
+ECHO_SERVER = """
+import asyncio, tornado.web, tornado.websocket
+class Echo(tornado.websocket.WebSocketHandler):
+    def on_message(self, m):
+        self.write_message(m)
+async def main():
+    tornado.web.Application([(r"/ws", Echo)]).listen(9977, "127.0.0.1")
+    await asyncio.Event().wait()
+asyncio.run(main())
+"""
+
+HANDSHAKE = """
+import base64, os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 10)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall((f"GET {sys.argv[2]} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nUpgrade: websocket\\r\\n"
+           f"Connection: Upgrade\\r\\nSec-WebSocket-Key: {key}\\r\\nSec-WebSocket-Version: 13\\r\\n"
+           "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\\r\\n\\r\\n").encode())
+data = b""
+while b"\\r\\n\\r\\n" not in data:
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\\r\\n\\r\\n")[0].decode())
+"""
+
+
+def test_websockets_through_the_proxy_are_compressed(student):
+    host = student
+    host.check_output(
+        f"docker exec -d -u student {NAME} /opt/ml-workshop/venv/bin/python -c {shlex.quote(ECHO_SERVER)}"
+    )
+    wait_for(host, f"docker exec {NAME} bash -c 'exec 3<>/dev/tcp/127.0.0.1/9977'", timeout=30, interval=1)
+    path = f"/user/alice/proxy/9977/ws?token={TOKEN}"
+    head = host.check_output(f"python3 -c {shlex.quote(HANDSHAKE)} {JUP_PORT} {shlex.quote(path)}")
+    status, _, rest = head.partition("\n")
+    assert " 101 " in status, head
+    headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in rest.splitlines())}
+    assert "permessage-deflate" in headers.get("sec-websocket-extensions", ""), head
+    # the setting reached Jupyter Server's own sockets too (kernels, terminals)
+    conf = host.check_output(f"docker exec {NAME} cat /etc/jupyter/jupyter_server_config.py")
+    assert "websocket_compression_options = {}" in conf
