@@ -270,4 +270,4 @@ def test_readiness_is_noticed_within_ready_poll_max(tmp_path, docker_start, monk
     sp = make(tmp_path)
     assert asyncio.run(sp.start()) == ("10.0.0.5", 8888)
     assert len(pauses) == 12 and pauses[0] == pytest.approx(0.2)
-    assert max(pauses) == pytest.approx(sp.ready_poll_max) == pytest.approx(0.5)
+    assert max(pauses) == pytest.approx(sp.ready_poll_max) == pytest.approx(0.25)
