@@ -50,6 +50,9 @@ else
   say "virtualenv $venv is current"
 fi
 
+# --- rsync: the hub role syncs the workshop content with ansible.posix.synchronize ---------
+command -v rsync >/dev/null 2>&1 || apt_install rsync
+
 # --- the ml-workshop package (src/ml_workshop), editable ----------------------------------
 # The roles' filter plugins import it from the Python that runs Ansible. Reinstalled when it is
 # missing, installed from another checkout, or pyproject.toml changed.

@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, firewall, hostfiles, hubconfig, names, tls
+    from ml_workshop import alloc, content, firewall, hostfiles, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
+    alloc = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -51,5 +51,8 @@ class FilterModule:
             "hub_dirs_to_fix": hostfiles.dirs_to_fix,
             "hub_stat_argv": hostfiles.stat_argv,
             "hub_checksum_argv": hostfiles.checksum_argv,
+            "hub_content_download_problems": content.download_problems,
+            "hub_content_subdir_problems": content.subdir_problems,
+            "hub_content_dirs": content.content_dirs,
             "hub_unchanged_files": hostfiles.unchanged_files,
         }

@@ -4,7 +4,9 @@ Tests run in file order and build on each other (sign-up -> approval -> spawn ->
 an SSH session reported as activity)."""
 
 import datetime
+import hashlib
 import json
+import os
 import pathlib
 import re
 import shlex
@@ -190,6 +192,31 @@ def test_alice_container(host):
     # one init: the image's tini is PID 1, so Docker's init is not added in front of it
     assert c["Config"]["Entrypoint"][0] == "/usr/bin/tini"
     assert not hc.get("Init")
+
+
+CONTENT = "/srv/ml-workshop/workshop-content"
+IRIS_SHA256 = "a8b5bfa0d79ec439086b5c7570966a2e2cdbcdf27d3782bd2f69c1ecc1e1184f"
+
+
+def test_workshop_content_synced_and_downloaded(host):
+    """lessons/, datasets/, models/ exist; the control node's tree (lessons and 200 generated
+    files of 1 MiB) arrived whole, root-owned and world-readable; the listed download is there
+    and has its sha256 (molecule's idempotence step then proves the second sync copies nothing)."""
+    src = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "workshop-content"
+    for d in ("", "/lessons", "/datasets", "/models"):
+        f = host.file(CONTENT + d)
+        assert f.is_directory and f.user == "root" and f.mode == 0o755, d
+    local = sorted(p.name for p in (src / "datasets/generated").iterdir())
+    assert len(local) == 200
+    listing = host.check_output(f"cd {CONTENT}/datasets/generated && stat -c '%n %s %a %U' *").splitlines()
+    assert [ln.split()[0] for ln in listing] == local
+    assert {tuple(ln.split()[1:]) for ln in listing} == {("1048576", "644", "root")}
+    for name in (local[0], local[99], local[-1]):
+        want = hashlib.sha256((src / "datasets/generated" / name).read_bytes()).hexdigest()
+        assert host.check_output(f"sha256sum {CONTENT}/datasets/generated/{name}").split()[0] == want
+    iris = host.file(f"{CONTENT}/datasets/iris/iris.csv")
+    assert iris.user == "root" and iris.mode == 0o644
+    assert host.check_output(f"sha256sum {CONTENT}/datasets/iris/iris.csv").split()[0] == IRIS_SHA256
 
 
 def test_inside_alice_container(host):
