@@ -215,3 +215,29 @@ def test_settings_template_passes_the_ssh_bind_ip():
         pathlib.Path(__file__).resolve().parents[1] / "roles/hub/templates/ml-workshop.json.j2"
     ).read_text()
     assert '"ssh_bind_ip": hub_ssh_bind_ip | string' in template
+
+
+def test_apply_sets_the_instructors_mounts(tmp_path):
+    from traitlets.config import Config
+
+    c = hubconfig.apply(Config(), settings(tmp_path))
+    assert c.WorkshopSpawner.instructor_content_writable is True  # the defaults
+    assert c.WorkshopSpawner.instructor_students_work == "ro"
+    s = settings(tmp_path)
+    s["spawner"].update(instructor_content_writable=False, instructor_students_work="rw")
+    c = hubconfig.apply(Config(), s)
+    assert c.WorkshopSpawner.instructor_content_writable is False
+    assert c.WorkshopSpawner.instructor_students_work == "rw"
+    s["spawner"]["instructor_students_work"] = "all"
+    with pytest.raises(ValueError, match="instructor_students_work must be one of ro, rw, none"):
+        hubconfig.apply(Config(), s)
+
+
+def test_settings_template_passes_the_instructors_settings():
+    import pathlib
+
+    template = (
+        pathlib.Path(__file__).resolve().parents[1] / "roles/hub/templates/ml-workshop.json.j2"
+    ).read_text()
+    assert '"instructor_content_writable": hub_instructor_content_writable | bool' in template
+    assert '"instructor_students_work": hub_instructor_students_work' in template

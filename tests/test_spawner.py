@@ -124,3 +124,15 @@ def test_docker_init_when_the_image_cannot_be_inspected(tmp_path):
 
     sp.docker = fake_docker
     assert asyncio.run(sp._use_docker_init()) is True
+
+
+def test_admin_gets_the_instructors_mounts(tmp_path):
+    sp = make(tmp_path, "teacher", npu_policy="shared")
+    sp.user.admin = True
+    sp.apply_allocation([0], 22222)
+    assert sp.volumes[str(tmp_path / "work")]["bind"] == "/home/student/students"
+    assert sp.volumes["/srv/content"]["mode"] == "rw"
+    st = make(tmp_path, "alice", npu_policy="shared")
+    st.user.admin = False
+    st.apply_allocation([0], 22223)
+    assert str(tmp_path / "work") not in st.volumes and st.volumes["/srv/content"]["mode"] == "ro"

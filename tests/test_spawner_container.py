@@ -130,3 +130,23 @@ def test_image_runs_init_reads_the_entrypoint():
     assert not container.image_runs_init({})
     assert not container.image_runs_init(None)
     assert not container.image_runs_init({"Entrypoint": [1]})
+
+
+def test_instructor_volumes():
+    """A hub admin: content rw and every student's work at ~/students (ro by default); a student
+    never gets either, whatever the settings."""
+    v = container.volumes("/srv/w", "teacher", "/srv/content", instructor=True)
+    assert v["/srv/w/teacher"] == {"bind": "/home/student/work", "mode": "rw"}
+    assert v["/srv/content"] == {"bind": "/home/student/workshop", "mode": "rw"}
+    assert v["/srv/w"] == {"bind": "/home/student/students", "mode": "ro"}
+    v = container.volumes(
+        "/srv/w/", "teacher", "/srv/content", instructor=True, students_work="rw", content_writable=False
+    )
+    assert v["/srv/content"]["mode"] == "ro" and v["/srv/w"]["mode"] == "rw"
+    v = container.volumes("/srv/w", "teacher", "/srv/content", instructor=True, students_work="none")
+    assert set(v) == {"/srv/w/teacher", "/srv/content"}
+    for kw in ({}, {"students_work": "rw"}, {"content_writable": True}):
+        v = container.volumes("/srv/w", "alice", "/srv/content", **kw)
+        assert set(v) == {"/srv/w/alice", "/srv/content"} and v["/srv/content"]["mode"] == "ro"
+    with pytest.raises(ValueError, match="students_work"):
+        container.volumes("/srv/w", "teacher", "/srv/content", instructor=True, students_work="all")

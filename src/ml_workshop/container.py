@@ -46,14 +46,34 @@ def work_dir(root: str, escaped_username: str) -> str:
     return os.path.join(root, safe_name(escaped_username))
 
 
-def volumes(work_root: str, escaped_username: str, content_dir: str) -> dict[str, dict[str, str]]:
-    """DockerSpawner `volumes`: the student's own work dir rw, the workshop content ro.
-    Nothing of another user is mounted."""
+STUDENTS_WORK_MODES = ("ro", "rw", "none")
+
+
+def volumes(
+    work_root: str,
+    escaped_username: str,
+    content_dir: str,
+    *,
+    instructor: bool = False,
+    students_work: str = "ro",
+    content_writable: bool = True,
+) -> dict[str, dict[str, str]]:
+    """DockerSpawner `volumes`: the user's own work dir rw and the workshop content ro.
+    Nothing of another user is mounted for a student.
+
+    An instructor (a hub admin) also gets the content read-write (`content_writable`: lessons
+    edited during the class) and every student's work at ~/students (`students_work`: ro, rw or
+    none), to look at a notebook when asked for help."""
+    if students_work not in STUDENTS_WORK_MODES:
+        raise ValueError(f"students_work must be one of {STUDENTS_WORK_MODES}, not {students_work!r}")
     vols = {
         work_dir(work_root, escaped_username): {"bind": f"{STUDENT_HOME}/work", "mode": "rw"},
     }
     if content_dir:
-        vols[content_dir] = {"bind": f"{STUDENT_HOME}/workshop", "mode": "ro"}
+        mode = "rw" if instructor and content_writable else "ro"
+        vols[content_dir] = {"bind": f"{STUDENT_HOME}/workshop", "mode": mode}
+    if instructor and students_work != "none":
+        vols[work_root.rstrip("/") or "/"] = {"bind": f"{STUDENT_HOME}/students", "mode": students_work}
     return vols
 
 

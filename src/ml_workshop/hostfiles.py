@@ -16,12 +16,21 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-STAT_FORMAT = "%a %U %G %F %n"
+STAT_FORMAT = "%a %u %g %F %n"  # numeric owner and group: a uid may have no name on the host
 
 
 def stat_argv(wanted: Iterable[Mapping[str, Any]]) -> list[str]:
     """The command whose output dirs_to_fix reads, for the paths of `wanted`."""
     return ["stat", "-c", STAT_FORMAT, "--", *(str(item["path"]) for item in wanted)]
+
+
+def numeric_id(value: object) -> int | str:
+    """A wanted owner or group as the number stat prints: root is 0, digits are the id; any
+    other name is returned as it is (it never equals a number: the task then runs, as before)."""
+    text = str(value)
+    if text == "root":
+        return 0
+    return int(text) if text.isdigit() else text
 
 
 def parse_stat(output: str) -> dict[str, tuple[int, str, str, str]]:
@@ -56,11 +65,12 @@ def dirs_to_fix(wanted: Iterable[Mapping[str, Any]], stat_output: str) -> list[d
         path = str(item["path"])
         want = (
             int(str(item["mode"]), 8),
-            str(item.get("owner", "root")),
-            str(item.get("group", "root")),
+            numeric_id(item.get("owner", "root")),
+            numeric_id(item.get("group", "root")),
             "directory",
         )
-        if found.get(path) != want:
+        have = found.get(path)
+        if have is None or (have[0], numeric_id(have[1]), numeric_id(have[2]), have[3]) != want:
             out.append(dict(item))
     return out
 
@@ -68,7 +78,7 @@ def dirs_to_fix(wanted: Iterable[Mapping[str, Any]], stat_output: str) -> list[d
 # Prints "<sha256> <mode> <owner> <group> <path>" for each path that is a regular file.
 _CHECKSUM_SCRIPT = (
     'for p do [ -f "$p" ] && [ ! -L "$p" ] || continue; '
-    'printf "%s %s %s\\n" "$(sha256sum < "$p" | cut -c1-64)" "$(stat -c "%a %U %G" -- "$p")" "$p"; done'
+    'printf "%s %s %s\\n" "$(sha256sum < "$p" | cut -c1-64)" "$(stat -c "%a %u %g" -- "$p")" "$p"; done'
 )
 
 
@@ -82,14 +92,14 @@ def unchanged_files(wanted: Iterable[Mapping[str, Any]], checksum_output: str) -
     template or copy module would write it, rendered on the control node) whose file on the host
     already has that content, mode, owner and group: its template/copy task can be skipped. A
     file that differs, is missing or cannot be read is not listed (its task runs as always)."""
-    found: dict[str, tuple[str, int, str, str]] = {}
+    found: dict[str, tuple[str, int, int | str, int | str]] = {}
     for line in checksum_output.splitlines():
         parts = line.split(" ", 4)
         if len(parts) != 5:
             continue
         digest, mode, owner, group, path = parts
         try:
-            found[path] = (digest, int(mode, 8), owner, group)
+            found[path] = (digest, int(mode, 8), numeric_id(owner), numeric_id(group))
         except ValueError:
             continue
     out: list[str] = []
@@ -98,8 +108,8 @@ def unchanged_files(wanted: Iterable[Mapping[str, Any]], checksum_output: str) -
         want = (
             hashlib.sha256(content).hexdigest(),
             int(str(item["mode"]), 8),
-            str(item.get("owner", "root")),
-            str(item.get("group", "root")),
+            numeric_id(item.get("owner", "root")),
+            numeric_id(item.get("group", "root")),
         )
         if found.get(str(item["dest"])) == want:
             out.append(str(item["dest"]))

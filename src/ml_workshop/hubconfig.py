@@ -9,6 +9,7 @@ import json
 import os
 
 from . import hostnet, names, tls
+from .container import STUDENTS_WORK_MODES
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
@@ -249,6 +250,13 @@ def apply(c, s):
     ws.work_uid = int(sp["work_uid"])
     ws.work_gid = int(sp["work_gid"])
     ws.content_dir = sp["content_dir"]
+    ws.instructor_content_writable = bool(sp.get("instructor_content_writable", True))
+    ws.instructor_students_work = str(sp.get("instructor_students_work", "ro"))
+    if ws.instructor_students_work not in STUDENTS_WORK_MODES:
+        raise ValueError(
+            f"instructor_students_work must be one of {', '.join(STUDENTS_WORK_MODES)}, "
+            f"not {ws.instructor_students_work!r}"
+        )
     problems = ssh_port_problems(sp["ssh_port_range"], sp["ssh_reserved_ports"])
     if problems:
         raise ValueError("; ".join(problems))

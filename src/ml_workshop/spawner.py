@@ -39,6 +39,12 @@ class WorkshopSpawner(DockerSpawner):
     state_file = Unicode("/var/lib/jupyterhub/ml-workshop-state.json", config=True)
     work_root = Unicode("/srv/ml-workshop/student-work", config=True)
     content_dir = Unicode("", config=True, help="host dir mounted read-only at ~/workshop")
+    instructor_content_writable = Bool(
+        True, config=True, help="hub admins get the workshop content read-write (students: read-only)"
+    )
+    instructor_students_work = Unicode(
+        "ro", config=True, help="hub admins see every student's work at ~/students: ro, rw or none"
+    )
     work_uid = Integer(1000, config=True)
     work_gid = Integer(1000, config=True)
     ssh_port_range = Tuple(Integer(), Integer(), default_value=(22222, 22999), config=True)
@@ -158,7 +164,14 @@ class WorkshopSpawner(DockerSpawner):
 
     def apply_allocation(self, ids: list[int], port: int, *, init: bool = True) -> None:
         """Set DockerSpawner's settings for this start (pure builders from `container`)."""
-        vols = container.volumes(self.work_root, self.escaped_name, self.content_dir)
+        vols = container.volumes(
+            self.work_root,
+            self.escaped_name,
+            self.content_dir,
+            instructor=bool(getattr(self.user, "admin", False)),
+            students_work=self.instructor_students_work,
+            content_writable=self.instructor_content_writable,
+        )
         if self.npu_runtime != "ascend":
             vols.update(container.npu_binds(ids, self.npu_access))
         # DockerSpawner str.formats volumes, extra_host_config and extra_create_kwargs (labels()

@@ -200,22 +200,23 @@ IRIS_SHA256 = "a8b5bfa0d79ec439086b5c7570966a2e2cdbcdf27d3782bd2f69c1ecc1e1184f"
 
 def test_workshop_content_synced_and_downloaded(host):
     """lessons/, datasets/, models/ exist; the control node's tree (lessons and 200 generated
-    files of 1 MiB) arrived whole, root-owned and world-readable; the listed download is there
-    and has its sha256 (molecule's idempotence step then proves the second sync copies nothing)."""
+    files of 1 MiB) arrived whole, owned by the student image's uid (instructors edit it; students
+    mount it read-only) and world-readable; the listed download is there and has its sha256
+    (molecule's idempotence step then proves the second sync copies nothing)."""
     src = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "workshop-content"
     for d in ("", "/lessons", "/datasets", "/models"):
         f = host.file(CONTENT + d)
-        assert f.is_directory and f.user == "root" and f.mode == 0o755, d
+        assert f.is_directory and (f.uid, f.gid) == (1000, 1000) and f.mode == 0o755, d
     local = sorted(p.name for p in (src / "datasets/generated").iterdir())
     assert len(local) == 200
-    listing = host.check_output(f"cd {CONTENT}/datasets/generated && stat -c '%n %s %a %U' *").splitlines()
+    listing = host.check_output(f"cd {CONTENT}/datasets/generated && stat -c '%n %s %a %u' *").splitlines()
     assert [ln.split()[0] for ln in listing] == local
-    assert {tuple(ln.split()[1:]) for ln in listing} == {("1048576", "644", "root")}
+    assert {tuple(ln.split()[1:]) for ln in listing} == {("1048576", "644", "1000")}
     for name in (local[0], local[99], local[-1]):
         want = hashlib.sha256((src / "datasets/generated" / name).read_bytes()).hexdigest()
         assert host.check_output(f"sha256sum {CONTENT}/datasets/generated/{name}").split()[0] == want
     iris = host.file(f"{CONTENT}/datasets/iris/iris.csv")
-    assert iris.user == "root" and iris.mode == 0o644
+    assert iris.uid == 1000 and iris.mode == 0o644
     assert host.check_output(f"sha256sum {CONTENT}/datasets/iris/iris.csv").split()[0] == IRIS_SHA256
 
 
@@ -403,6 +404,39 @@ def test_deleting_a_user_archives_work_and_frees_the_port(host):
     # the name is free again: a new carol signs up and waits for approval like anyone
     out = hub(host, "signup", "carol", "new-carol-pass-1")
     assert "Your information has been sent to the admin" in out["text"]
+
+
+def test_instructor_container(host):
+    """The hub's admin (an instructor) gets the workshop content read-write and every student's
+    work read-only at ~/students (hub_instructor_*); students keep content read-only and only
+    their own work (test_alice_container, test_inside_alice_container)."""
+    out = hub(host, "api", "POST", "/hub/api/users/superuser/server")
+    assert out["status"] in (201, 202), out
+    for _ in range(60):
+        if hub(host, "api", "GET", "/hub/api/users/superuser")["json"]["servers"].get("", {}).get("ready"):
+            break
+        time.sleep(1)
+    try:
+        c = inspect(host, "ml-workshop-user-superuser")
+        mounts = {m["Destination"]: m for m in c["Mounts"]}
+        assert mounts["/home/student/workshop"]["RW"] is True
+        assert mounts["/home/student/students"]["Source"] == "/srv/ml-workshop/student-work"
+        assert mounts["/home/student/students"]["RW"] is False
+        assert mounts["/home/student/work"]["Source"] == "/srv/ml-workshop/student-work/superuser"
+        as_student = (
+            "docker exec ml-workshop-user-superuser setpriv --reuid=1000 --regid=1000 --clear-groups "
+        )
+        host.check_output(
+            as_student + "sh -c 'echo edited > /home/student/workshop/lessons/02-by-instructor.md'"
+        )
+        assert host.file(f"{CONTENT}/lessons/02-by-instructor.md").content_string == "edited\n"
+        assert host.check_output(as_student + "ls /home/student/students/alice") != ""
+        assert host.run(as_student + "touch /home/student/students/alice/from-instructor").rc != 0
+        # the deleted users' archive stays out of reach (0700 root)
+        assert host.run(as_student + "ls /home/student/students/.deleted").rc != 0
+    finally:
+        hub(host, "api", "DELETE", "/hub/api/users/superuser/server")
+        host.run(f"rm -f {CONTENT}/lessons/02-by-instructor.md")
 
 
 def test_login_rate_limit_per_address(host):
