@@ -65,3 +65,12 @@ def test_content_dirs_parents_first():
         f"{base}/models/qwen/weights",
     ]
     assert {d["mode"] for d in dirs} == {"0755"}
+
+
+def test_content_dirs_owner():
+    dirs = content.content_dirs("/c", ["lessons"], [], 1000, "1000")
+    assert dirs == [
+        {"path": "/c", "mode": "0755", "owner": "1000", "group": "1000"},
+        {"path": "/c/lessons", "mode": "0755", "owner": "1000", "group": "1000"},
+    ]
+    assert content.content_dirs("/c", [], [])[0]["owner"] == "root"

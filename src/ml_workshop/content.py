@@ -66,10 +66,15 @@ def download_problems(items: object) -> list[str]:
 
 
 def content_dirs(
-    base: str, subdirs: Iterable[str], downloads: Iterable[Mapping[str, Any]]
+    base: str,
+    subdirs: Iterable[str],
+    downloads: Iterable[Mapping[str, Any]],
+    owner: int | str = "root",
+    group: int | str = "root",
 ) -> list[dict[str, str]]:
     """The directories to keep: `base`, each of `subdirs` and every parent of a download's
-    dest, each with all its parents under `base`, in order (a parent before its children)."""
+    dest, each with all its parents under `base`, in order (a parent before its children), owned
+    by `owner`:`group` (the student image's uid: instructors edit the content as that uid)."""
     wanted: set[str] = set()
     rels = [str(d) for d in subdirs] + [posixpath.dirname(str(i["dest"])) for i in downloads]
     for rel in rels:
@@ -77,8 +82,7 @@ def content_dirs(
             wanted.add(rel)
             rel = posixpath.dirname(rel)
     base = base.rstrip("/")
-    out = [{"path": base, "mode": DIR_MODE}]
-    out += [
-        {"path": f"{base}/{rel}", "mode": DIR_MODE} for rel in sorted(wanted, key=lambda r: (r.count("/"), r))
-    ]
+    own = {"mode": DIR_MODE, "owner": str(owner), "group": str(group)}
+    out = [{"path": base, **own}]
+    out += [{"path": f"{base}/{rel}", **own} for rel in sorted(wanted, key=lambda r: (r.count("/"), r))]
     return out
