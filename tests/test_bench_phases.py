@@ -2,25 +2,18 @@
 proxy's routes, the hub's user models, cgroup CPU files, percentiles, the report) on sample
 lines in the formats the tools print. The script itself runs only on a hub host."""
 
-import importlib.machinery
-import importlib.util
 import json
 import math
 import pathlib
-import sys
 
 import pytest
+from scriptload import load_script
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks/hub/phases.py"
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader("bench_phases", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("bench_phases", loader)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_phases"] = mod  # dataclasses look their module up
-    loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "bench_phases")
 
 
 ph = _load()

@@ -8,14 +8,12 @@ module invocations were left out of it to keep it small."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import pathlib
 import subprocess
-import sys
 
 import pytest
+from scriptload import load_script
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks/rerun/rerun.py"
@@ -23,12 +21,7 @@ FIXTURE = ROOT / "tests/fixtures/rerun/localhost-run.json"
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader("bench_rerun", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("bench_rerun", loader)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_rerun"] = mod
-    loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "bench_rerun")
 
 
 rr = _load()

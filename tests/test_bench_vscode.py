@@ -1,21 +1,15 @@
 """benchmarks/hub/vscode.py: the pure parts (Resource Timing totals, the report). The browser part
 runs against a hub (benchmarks/hub/README.md)."""
 
-import importlib.machinery
-import importlib.util
 import pathlib
-import sys
+
+from scriptload import load_script
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks/hub/vscode.py"
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader("bench_vscode", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("bench_vscode", loader)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["bench_vscode"] = mod  # dataclasses look their module up
-    loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "bench_vscode")
 
 
 vs = _load()

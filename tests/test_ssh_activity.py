@@ -2,23 +2,18 @@
 request it sends, and that it does nothing outside a hub and never logs the token."""
 
 import http.server
-import importlib.machinery
-import importlib.util
 import json
 import pathlib
 import threading
 
 import pytest
+from scriptload import load_script
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "roles/images/files/user/mlw-ssh-activity"
 
 
 def _load():
-    loader = importlib.machinery.SourceFileLoader("mlw_ssh_activity", str(SCRIPT))
-    spec = importlib.util.spec_from_loader("mlw_ssh_activity", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "mlw_ssh_activity")
 
 
 act = _load()

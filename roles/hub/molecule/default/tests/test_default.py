@@ -147,13 +147,18 @@ def test_idle_culler_runs_as_scoped_service(host):
     assert host.run("pgrep -f jupyterhub_idle_culler").rc == 0
 
 
-def test_spawn_alice_through_the_api(host):
-    out = hub(host, "api", "POST", "/hub/api/users/alice/server")
+def start_server(host, user, timeout=60):
+    """Start USER's server through the REST API (the service token) and wait until it is ready."""
+    out = hub(host, "api", "POST", f"/hub/api/users/{user}/server")
     assert out["status"] in (201, 202), out
-    for _ in range(60):
-        if hub(host, "api", "GET", "/hub/api/users/alice")["json"]["servers"].get("", {}).get("ready"):
-            break
+    for _ in range(timeout):
+        if hub(host, "api", "GET", f"/hub/api/users/{user}")["json"]["servers"].get("", {}).get("ready"):
+            return
         time.sleep(1)
+
+
+def test_spawn_alice_through_the_api(host):
+    start_server(host, "alice")
     status = hub(host, "api", "GET", "/user/alice/api/status")
     assert status["status"] == 200 and "started" in status["json"]
 
@@ -410,12 +415,7 @@ def test_instructor_container(host):
     """The hub's admin (an instructor) gets the workshop content read-write and every student's
     work read-only at ~/students (hub_instructor_*); students keep content read-only and only
     their own work (test_alice_container, test_inside_alice_container)."""
-    out = hub(host, "api", "POST", "/hub/api/users/superuser/server")
-    assert out["status"] in (201, 202), out
-    for _ in range(60):
-        if hub(host, "api", "GET", "/hub/api/users/superuser")["json"]["servers"].get("", {}).get("ready"):
-            break
-        time.sleep(1)
+    start_server(host, "superuser")
     try:
         c = inspect(host, "ml-workshop-user-superuser")
         mounts = {m["Destination"]: m for m in c["Mounts"]}
