@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, content, firewall, hostfiles, hubconfig, names, tls
+    from ml_workshop import alloc, collect, content, firewall, hostfiles, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
+    alloc = collect = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
 
 
 class FilterModule:
@@ -54,5 +54,7 @@ class FilterModule:
             "hub_content_download_problems": content.download_problems,
             "hub_content_subdir_problems": content.subdir_problems,
             "hub_content_dirs": content.content_dirs,
+            "hub_collect_rows": collect.parse_listing,
+            "hub_collect_summary": collect.summary_table,
             "hub_unchanged_files": hostfiles.unchanged_files,
         }

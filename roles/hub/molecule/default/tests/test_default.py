@@ -439,6 +439,58 @@ def test_instructor_container(host):
         host.run(f"rm -f {CONTENT}/lessons/02-by-instructor.md")
 
 
+def test_collect_work_archives_each_student(host, tmp_path):
+    """collect-work.yml (the repository's playbook, run as an organiser runs it): one archive per
+    student with their files, a summary table, nothing of the deleted users' archive; a link in a
+    student's work to the hub's secrets is stored as a link, never as the secret."""
+    import subprocess
+    import tarfile
+
+    host.check_output("ln -sfn /etc/jupyterhub/secrets/api_token /srv/ml-workshop/student-work/alice/steal")
+    listing = host.check_output("ls /srv/ml-workshop/student-work").split()
+    dest = tmp_path / "collected"
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    repo = pathlib.Path(os.environ.get("MLW_REPO", pathlib.Path(__file__).resolve().parents[5]))
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CALLBACKS_ENABLED"}
+    try:
+        p = subprocess.run(
+            [
+                "ansible-playbook",
+                "-i",
+                inventory,
+                str(repo / "collect-work.yml"),
+                "-e",
+                f"collect_work_hosts={host.backend.host}",
+                "-e",
+                f"collect_work_dest={dest}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-2000:]
+    finally:
+        host.run("rm -f /srv/ml-workshop/student-work/alice/steal")
+    got = dest / host.backend.host
+    archives = sorted(f.name for f in got.glob("*.tar.gz"))
+    assert archives == sorted(f"{n}.tar.gz" for n in listing), (archives, listing)
+    with tarfile.open(got / "alice.tar.gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert "alice/notes.txt" in members
+    assert members["alice/steal"].issym() and members["alice/steal"].linkname.endswith("api_token")
+    secret = host.file("/etc/jupyterhub/secrets/api_token").content_string.strip().encode()
+    for f in got.glob("*.tar.gz"):
+        with tarfile.open(f) as tar:
+            for m in tar.getmembers():
+                if m.isfile():
+                    assert secret not in tar.extractfile(m).read(), (f.name, m.name)
+    summary = (got / "summary.md").read_text()
+    assert summary.startswith(f"# Students' work collected from {host.backend.host}")
+    assert "| alice |" in summary and ".deleted" not in summary
+    assert f"| **{len(listing)} students** |" in summary
+
+
 def test_login_rate_limit_per_address(host):
     # From the instance's own address, not 127.0.0.1: the other checks keep their budget.
     ip = host.check_output("hostname -I").split()[0]
