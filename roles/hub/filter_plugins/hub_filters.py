@@ -29,7 +29,9 @@ class _MissingPackage:
 try:
     from ml_workshop import alloc, collect, content, firewall, hostfiles, hubconfig, names, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = collect = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage("hub_*", _error)
+    alloc = collect = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage(
+        "hub_*", _error
+    )
 
 
 class FilterModule:
