@@ -150,3 +150,29 @@ def test_instructor_volumes():
         assert set(v) == {"/srv/w/alice", "/srv/content"} and v["/srv/content"]["mode"] == "ro"
     with pytest.raises(ValueError, match="students_work"):
         container.volumes("/srv/w", "teacher", "/srv/content", instructor=True, students_work="all")
+
+
+def test_work_archive_is_the_users_own_directory_only(tmp_path):
+    pytest.importorskip("jupyterhub")
+    import subprocess
+    import tarfile
+
+    from ml_workshop.handlers import work_archive_argv
+
+    root = tmp_path / "student-work"
+    (root / "alice").mkdir(parents=True)
+    (root / "bob").mkdir()
+    (root / "alice" / "notes.txt").write_text("mine\n")
+    (root / "bob" / "secret.txt").write_text("bob's\n")
+    (root / "alice" / "steal").symlink_to(root / "bob" / "secret.txt")
+    argv = work_archive_argv(str(root), "alice")
+    assert argv[-2:] == ["--", "alice"]
+    out = tmp_path / "a.tar.gz"
+    out.write_bytes(subprocess.run(argv, capture_output=True, check=True).stdout)
+    with tarfile.open(out) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert set(members) == {"alice", "alice/notes.txt", "alice/steal"}
+        assert members["alice/steal"].issym()  # a link, not bob's file
+    for bad in ("../bob", "alice/../bob", ""):
+        with pytest.raises(ValueError):
+            work_archive_argv(str(root), bad)

@@ -1,14 +1,18 @@
-"""Hub pages: /hub/connection (the student's SSH port and a VS Code Remote-SSH snippet) and, when
+"""Hub pages: /hub/connection (the student's SSH port and a VS Code Remote-SSH snippet),
+/hub/my-work.tar.gz (the student's own work as an archive) and, when
 the hub has a workshop CA (hub_tls), /hub/workshop-ca (how to trust it) and /hub/workshop-ca.crt
 (the certificate), both without login: a student needs them before trusting the login page."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
 from . import tls
-from .container import connection_details
+from .container import connection_details, work_dir
 from .store import StateStore
 
 CA_CONTENT_TYPE = "application/x-x509-ca-cert"
@@ -38,6 +42,53 @@ class ConnectionHandler(BaseHandler):
             "connection.html", user=user, details=details, ca_fingerprint=ca[1] if ca else ""
         )
         self.finish(html)
+
+
+def work_archive_argv(work_root: str, escaped_name: str) -> list[str]:
+    """tar of one student's work directory to stdout, gzip'd: the directory named by the logged-in
+    user alone (container.work_dir refuses a name that could reach elsewhere); symbolic links are
+    stored as links, never followed (tar's default), so a link to another student's files or to
+    the hub's secrets brings nothing of theirs."""
+    name = os.path.basename(work_dir(work_root, escaped_name))
+    return ["tar", "--create", "--gzip", f"--directory={work_root}", "--", name]
+
+
+class WorkArchiveHandler(BaseHandler):
+    """/hub/my-work.tar.gz: the logged-in user's own work directory, streamed as a tar.gz. No
+    parameter names the user: nobody can ask for another's work."""
+
+    chunk_size = 256 * 1024
+
+    @web.authenticated
+    async def get(self) -> None:
+        user = self.current_user
+        spawner = user.spawner
+        try:
+            argv = work_archive_argv(spawner.work_root, user.escaped_name)
+        except ValueError as e:
+            raise web.HTTPError(404, "no work directory for this account") from e
+        if not os.path.isdir(os.path.join(spawner.work_root, argv[-1])):
+            raise web.HTTPError(404, "no work yet: start your server once")
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL
+        )
+        assert proc.stdout is not None
+        self.set_header("Content-Type", "application/gzip")
+        self.set_header("Content-Disposition", f'attachment; filename="{argv[-1]}-work.tar.gz"')
+        self.set_header("Cache-Control", "no-store")
+        try:
+            while chunk := await proc.stdout.read(self.chunk_size):
+                self.write(chunk)
+                await self.flush()
+        finally:
+            if proc.returncode is None:
+                try:
+                    proc.kill()
+                except ProcessLookupError:
+                    pass
+            await proc.wait()
+        self.log.info("Work archive of %s sent (tar exit %s)", user.name, proc.returncode)
+        self.finish()
 
 
 class WorkshopCAPageHandler(BaseHandler):

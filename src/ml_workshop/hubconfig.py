@@ -180,9 +180,17 @@ def apply(c, s):
     hub.default_url = "/hub/home"  # log in to the home page; the student starts the server
     hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
     hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
-    from ml_workshop.handlers import ConnectionHandler, WorkshopCAHandler, WorkshopCAPageHandler
+    from ml_workshop.handlers import (
+        ConnectionHandler,
+        WorkArchiveHandler,
+        WorkshopCAHandler,
+        WorkshopCAPageHandler,
+    )
 
-    hub.extra_handlers = [(r"/connection", ConnectionHandler, {"ca_file": ca_file})]
+    hub.extra_handlers = [
+        (r"/connection", ConnectionHandler, {"ca_file": ca_file}),
+        (r"/my-work\.tar\.gz", WorkArchiveHandler),
+    ]
     if ca_file:
         hub.extra_handlers += [
             (r"/workshop-ca", WorkshopCAPageHandler, {"ca_file": ca_file}),

@@ -7,6 +7,8 @@
   hubclient.py approve ADMIN PW USER [UPW]   admin logs in and approves USER at /hub/authorize
                                              (the page toggles: with UPW, skipped when USER can log in)
   hubclient.py page USER PASSWORD PATH       logged-in GET of a hub page: {"status", "text"}
+  hubclient.py download USER PASSWORD PATH FILE  logged-in GET saved to FILE:
+                                             {"status", "content_type", "disposition", "bytes"}
   hubclient.py api METHOD PATH [JSON]        REST call with the ml-workshop-api service token
   hubclient.py flood USER PASSWORD MAX       wrong logins in a row until one is refused with 429
                                              (or MAX tries): {"statuses", "seconds"}
@@ -75,6 +77,18 @@ def main(argv):
         s, info = login(argv[1], argv[2])
         r = s.get(BASE + argv[3])
         out = {"login": info["ok"], "status": r.status_code, "text": r.text}
+    elif cmd == "download":
+        s, info = login(argv[1], argv[2])
+        r = s.get(BASE + argv[3], allow_redirects=False)
+        with open(argv[4], "wb") as f:
+            f.write(r.content)
+        out = {
+            "login": info["ok"],
+            "status": r.status_code,
+            "content_type": r.headers.get("Content-Type", ""),
+            "disposition": r.headers.get("Content-Disposition", ""),
+            "bytes": len(r.content),
+        }
     elif cmd == "api":
         method, path = argv[1], argv[2]
         body = json.loads(argv[3]) if len(argv) > 3 else None

@@ -411,6 +411,23 @@ def test_deleting_a_user_archives_work_and_frees_the_port(host):
     assert "Your information has been sent to the admin" in out["text"]
 
 
+def test_students_download_their_own_work(host):
+    """/hub/my-work.tar.gz (linked from the connection page): the logged-in student's own work
+    directory and nothing else; no login, no archive. (Before the slower tests below: the login
+    rate limit's bucket refills before the flood test, which needs it full.)"""
+    page = hub(host, "page", "alice", "alice-pass-9876", "/hub/connection")
+    assert page["status"] == 200 and "my-work.tar.gz" in page["text"]
+    for user, password in (("alice", "alice-pass-9876"), ("dave", "dave-pass-5678")):
+        out = hub(host, "download", user, password, "/hub/my-work.tar.gz", f"/tmp/{user}-work.tar.gz")
+        assert out["login"] and out["status"] == 200, out
+        assert out["content_type"] == "application/gzip" and f'"{user}-work.tar.gz"' in out["disposition"]
+        names = host.check_output(f"tar tzf /tmp/{user}-work.tar.gz").split()
+        assert names and all(n == f"{user}/" or n.startswith(f"{user}/") for n in names), names
+    assert "alice/notes.txt" in host.check_output("tar tzf /tmp/alice-work.tar.gz").split()
+    anonymous = host.run("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:28000/hub/my-work.tar.gz")
+    assert anonymous.stdout.strip() in ("302", "403"), anonymous.stdout
+
+
 def test_instructor_container(host):
     """The hub's admin (an instructor) gets the workshop content read-write and every student's
     work read-only at ~/students (hub_instructor_*); students keep content read-only and only
