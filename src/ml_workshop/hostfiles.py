@@ -3,7 +3,7 @@
 A role that keeps N directories used to run the file module N times on every run, each a round
 trip to the host (issue 13: a no-op re-run in <= 60 s). Instead it runs once
 
-    stat -c '%a %U %G %F %n' -- PATH...
+    stat -c '%a %u %g %F %n' -- PATH...   (STAT_FORMAT: numeric owner and group)
 
 and loops the file module over `dirs_to_fix(wanted, that output)` only: nothing on a converged
 host, the directories that are missing or differ otherwise (the file module then does the work,
