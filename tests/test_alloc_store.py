@@ -15,7 +15,11 @@ def test_transaction_persists_0600(tmp_path):
         st["ssh_ports"]["a"] = 22222
     assert stat.S_IMODE(os.stat(tmp_path / "state.json").st_mode) == 0o600
     # a new store object (a restarted hub) reads the same allocations
-    assert StateStore(str(tmp_path / "state.json")).load() == {"npus": {"a": [0]}, "ssh_ports": {"a": 22222}}
+    assert StateStore(str(tmp_path / "state.json")).load() == {
+        "npus": {"a": [0]},
+        "ssh_ports": {"a": 22222},
+        "ports": {},
+    }
 
 
 def test_failed_transaction_writes_nothing(tmp_path):
@@ -61,15 +65,15 @@ def test_damaged_file_is_moved_aside_and_rebuilt(tmp_path, text, caplog):
     path = tmp_path / "state.json"
     path.write_text(text)
     s = StateStore(str(path))
-    assert s.load() == {"npus": {}, "ssh_ports": {}}  # read-only view: never trusted
-    rebuilt = {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230}}
+    assert s.load() == {"npus": {}, "ssh_ports": {}, "ports": {}}  # read-only view: never trusted
+    rebuilt = {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230}, "ports": {}}
     with caplog.at_level("ERROR", logger="ml_workshop.store"):
         with s.transaction(rebuild=lambda: rebuilt) as st:
             assert st == rebuilt
             st["ssh_ports"]["dan"] = 22231
     aside = list(tmp_path.glob("state.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == text  # kept for the admin to look at
-    assert s.load() == {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230, "dan": 22231}}
+    assert s.load() == {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230, "dan": 22231}, "ports": {}}
     assert "damaged" in caplog.text and "rebuilt from the running containers' labels" in caplog.text
 
 
@@ -98,5 +102,5 @@ def test_state_from_labels():
     ]
     got = container.state_from_labels(found)
     # bob's NPU 1 is alice's already: not given twice
-    assert got == {"npus": {"alice": [0, 1]}, "ssh_ports": {"alice": 22222, "bob": 22223}}
+    assert got == {"npus": {"alice": [0, 1]}, "ssh_ports": {"alice": 22222, "bob": 22223}, "ports": {}}
     assert container.state_from_labels(found, record_npus=False)["npus"] == {}

@@ -13,6 +13,8 @@ CONTAINER_PREFIX = "ml-workshop-user"
 LABEL_USER = "ml-workshop.user"
 LABEL_NPUS = "ml-workshop.npus"
 LABEL_SSH_PORT = "ml-workshop.ssh-port"
+LABEL_PROFILE = "ml-workshop.profile"
+LABEL_PORT_PREFIX = "ml-workshop.port."  # + a profile port's name: its host port
 STUDENT_HOME = "/home/student"
 # What sshd (privilege separation, login as `student`) and the NPU driver (DCMI needs
 # CAP_DAC_OVERRIDE, docs/ascend.md#container-access) need once every capability has been dropped.
@@ -130,15 +132,20 @@ def host_config(
     cap_add: Iterable[str] = DEFAULT_CAP_ADD,
     no_new_privileges: bool = True,
     init: bool = True,
+    extra_ports: Mapping[int, int] | None = None,
 ) -> dict[str, Any]:
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
-    SSH port, limits and capabilities. Never privileged, never the Docker socket."""
+    SSH port and the profile's ports ({container port: host port}, on the same address), limits
+    and capabilities. Never privileged, never the Docker socket."""
+    bindings: dict[int, tuple[str, int]] = {22: (ssh_bind_ip, int(ssh_port))}
+    for cport, hport in (extra_ports or {}).items():
+        bindings[int(cport)] = (ssh_bind_ip, int(hport))
     cfg: dict[str, Any] = {
         "cap_drop": ["ALL"],
         "cap_add": sorted(set(cap_add)),
         "pids_limit": int(pids_limit),
         "shm_size": shm_size,
-        "port_bindings": {22: (ssh_bind_ip, int(ssh_port))},
+        "port_bindings": bindings,
         "privileged": False,
         # one init as PID 1 (reaps sshd's children, forwards SIGTERM): Docker's, unless the
         # image runs its own (spawner.docker_init, image_runs_init)
@@ -162,9 +169,20 @@ def host_config(
 
 
 def environment(
-    *, npu_ids: Iterable[int], ssh_port: int, ssh_host: str, extra_env: Mapping[str, str] | None = None
+    *,
+    npu_ids: Iterable[int],
+    ssh_port: int,
+    ssh_host: str,
+    extra_env: Mapping[str, str] | None = None,
+    profile_env: Mapping[str, str] | None = None,
+    port_env: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
+    """The container's environment: the cache settings (extra_env), the profile's own variables,
+    then what the spawner decides (NPUs, SSH port and host, the profile ports' host ports as
+    MLW_PORT_<NAME>), which neither can change."""
     env = dict(extra_env or {})
+    env.update(profile_env or {})
+    env.update({k: str(v) for k, v in (port_env or {}).items()})
     env.update(
         {
             "ASCEND_VISIBLE_DEVICES": format_id_list(npu_ids),
@@ -192,26 +210,39 @@ def format_escape(obj: Any) -> Any:
     return obj
 
 
-def labels(username: str, npu_ids: Iterable[int], ssh_port: int) -> dict[str, str]:
+def labels(
+    username: str,
+    npu_ids: Iterable[int],
+    ssh_port: int,
+    profile: str = "",
+    ports: Mapping[str, int] | None = None,
+) -> dict[str, str]:
     """The container's labels, escaped for DockerSpawner's str.format (format_escape): after
-    its rendering Docker gets the user name exactly."""
-    return format_escape(
-        {
-            LABEL_USER: username,
-            LABEL_NPUS: format_id_list(npu_ids),
-            LABEL_SSH_PORT: str(ssh_port),
-        }
-    )
+    its rendering Docker gets the user name exactly. The profile's ports ({name: host port}) are
+    labelled too, so a damaged state file is rebuilt with them (state_from_labels)."""
+    out = {
+        LABEL_USER: username,
+        LABEL_NPUS: format_id_list(npu_ids),
+        LABEL_SSH_PORT: str(ssh_port),
+    }
+    if profile:
+        out[LABEL_PROFILE] = profile
+    for name, port in (ports or {}).items():
+        out[LABEL_PORT_PREFIX + name] = str(port)
+    return format_escape(out)
 
 
 def state_from_labels(
     containers: Iterable[Mapping[str, Any]], record_npus: bool = True
 ) -> dict[str, dict[str, Any]]:
     """The state file's content rebuilt from running containers (docker-py `containers()` entries
-    with their Labels): each user's SSH port and, with record_npus (the exclusive policy), NPUs.
+    with their Labels): each user's SSH port, profile ports and, with record_npus (the exclusive
+    policy), NPUs.
     Labels that cannot be read are skipped; an NPU or port already taken is not given twice."""
     npus: dict[str, list[int]] = {}
     ports: dict[str, int] = {}
+    named: dict[str, dict[str, int]] = {}
+    taken_ports: set[int] = set()
     taken_ids: set[int] = set()
     for c in containers:
         lab = c.get("Labels") or {}
@@ -222,8 +253,16 @@ def state_from_labels(
             port = int(lab.get(LABEL_SSH_PORT, ""))
         except ValueError:
             port = 0
-        if 0 < port <= 65535 and port not in ports.values():
+        if 0 < port <= 65535 and port not in taken_ports:
             ports[user] = port
+            taken_ports.add(port)
+        for key, value in sorted(lab.items()):
+            if not key.startswith(LABEL_PORT_PREFIX) or not str(value).isdigit():
+                continue
+            hport = int(value)
+            if 0 < hport <= 65535 and hport not in taken_ports:
+                named.setdefault(key[len(LABEL_PORT_PREFIX) :], {})[user] = hport
+                taken_ports.add(hport)
         if record_npus:
             try:
                 ids = [int(i) for i in str(lab.get(LABEL_NPUS, "")).split(",") if i.strip()]
@@ -232,7 +271,7 @@ def state_from_labels(
             if ids and not taken_ids & set(ids):
                 npus[user] = sorted(ids)
                 taken_ids.update(ids)
-    return {"npus": npus, "ssh_ports": ports}
+    return {"npus": npus, "ssh_ports": ports, "ports": named}
 
 
 def check_no_docker_socket(vols: dict[str, Any]) -> dict[str, Any]:
@@ -254,8 +293,12 @@ def connection_details(
     ssh_host: str,
     alias_prefix: str = "ml-workshop",
     ssh_user: str = "root",
+    port_labels: Mapping[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any] | None:
     """Pure: what the page shows. None when the student has no SSH port yet.
+
+    `port_labels` ({port name: (label, URL scheme)}, from the hub's profiles) names the student's
+    profile ports (e.g. their OpenClaw gateway); ports of names no profile has any more are left out.
 
     The SSH user is root, as in the original ml-workshop: the student image generates root's
     password at the first start (container log, ~/work/.ml-workshop/root-password) and reads
@@ -263,7 +306,20 @@ def connection_details(
     port = state.get("ssh_ports", {}).get(username)
     if not port:
         return None
+    extra = []
+    for name, (label, scheme) in sorted((port_labels or {}).items()):
+        hport = state.get("ports", {}).get(name, {}).get(username)
+        if hport:
+            extra.append(
+                {
+                    "name": name,
+                    "label": label,
+                    "port": hport,
+                    "address": f"{scheme}://{ssh_host}:{hport}" if scheme else f"{ssh_host}:{hport}",
+                }
+            )
     return {
+        "ports": extra,
         "host": ssh_host,
         "port": port,
         "user": ssh_user,

@@ -13,6 +13,7 @@ from tornado import web
 
 from . import tls
 from .container import connection_details, work_dir
+from .profiles import all_ports
 from .store import StateStore
 
 CA_CONTENT_TYPE = "application/x-x509-ca-cert"
@@ -36,7 +37,10 @@ class ConnectionHandler(BaseHandler):
     async def get(self) -> None:
         user = self.current_user
         spawner = user.spawner
-        details = connection_details(user.name, StateStore(spawner.state_file).load(), spawner.ssh_host)
+        port_labels = {name: (spec.label, spec.scheme) for name, spec in all_ports(spawner.profile_list()).items()}
+        details = connection_details(
+            user.name, StateStore(spawner.state_file).load(), spawner.ssh_host, port_labels=port_labels
+        )
         ca = workshop_ca(self.ca_file)
         html = await self.render_template(
             "connection.html", user=user, details=details, ca_fingerprint=ca[1] if ca else ""

@@ -8,7 +8,7 @@ import ipaddress
 import json
 import os
 
-from . import hostnet, names, tls
+from . import hostnet, names, profiles, tls
 from .container import STUDENTS_WORK_MODES
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -234,8 +234,10 @@ def apply(c, s):
     sp = s["spawner"]
     ws = c.WorkshopSpawner
     ws.image = sp["image"]
-    if len(sp.get("profiles", {})) > 1:
-        ws.allowed_images = sp["profiles"]
+    # The start page's environments (ml_workshop.profiles; checked again here, the preflight did
+    # first). Never DockerSpawner's allowed_images: a student names a profile, not an image.
+    ws.profiles = list(sp.get("profiles") or [])
+    profiles.parse(ws.profiles, sp["ssh_port_range"], sp["ssh_reserved_ports"])
     ws.pull_policy = sp["pull_policy"]
     ws.remove = True  # a fresh container per start; work lives on the host
     ws.network_name = sp["network"]

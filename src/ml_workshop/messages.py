@@ -27,6 +27,8 @@ DOCKER_UNAVAILABLE: Final = "docker_unavailable"  # the Docker daemon does not a
 START_TIMEOUT: Final = "start_timeout"  # no answer from the server in time
 EXITED: Final = "exited"  # the container stopped right after it started
 START_FAILED: Final = "start_failed"  # anything else; the hub log has the details
+PROFILE_UNKNOWN: Final = "profile_unknown"  # the start asked for a profile this hub does not offer
+PROFILE_PORTS_FULL: Final = "profile_ports_full"  # a profile port's range (hub_profiles) used up
 
 # Each reason's parameters: exactly the placeholders its text may use.
 PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -38,6 +40,8 @@ PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
     START_TIMEOUT: ("seconds",),
     EXITED: ("code",),
     START_FAILED: (),
+    PROFILE_UNKNOWN: ("profile", "offered"),
+    PROFILE_PORTS_FULL: ("port",),
 }
 REASONS: Final = tuple(PARAMS)
 DEFAULT_LANGUAGE: Final = "en"
@@ -97,6 +101,14 @@ EN: Final = Catalog(
             "Your server could not be started because of a problem on this server.",
             "Please try again in a minute; if it keeps happening, tell the organisers "
             "(the hub's log names the cause).",
+        ),
+        PROFILE_UNKNOWN: Entry(
+            "There is no environment {profile} on this server; it offers: {offered}.",
+            "Please pick one of those on the start page and try again.",
+        ),
+        PROFILE_PORTS_FULL: Entry(
+            "This server has no {port} port left for another student's server.",
+            "Please pick another environment, or tell the organisers; your account and your files are fine.",
         ),
     },
 )

@@ -29,6 +29,8 @@ STATUS: dict[str, int] = {
     messages.START_TIMEOUT: 504,
     messages.EXITED: 500,
     messages.START_FAILED: 500,
+    messages.PROFILE_UNKNOWN: 400,
+    messages.PROFILE_PORTS_FULL: 409,
 }
 
 

@@ -23,13 +23,19 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
 from traitlets import Bool, Dict, Float, Integer, List, Tuple, Unicode, default
 
-from . import alloc, container, messages, refusals
+from . import alloc, container, messages, profiles, refusals
 from .store import StateStore
 
 _RUNNING = "running"  # _container_state() of a running container
 
 
 class WorkshopSpawner(DockerSpawner):
+    profiles = List(
+        Dict(),
+        config=True,
+        help="hub_profiles: the environments offered on the start page (ml_workshop.profiles); "
+        "[] = one, the configured image",
+    )
     npu_policy = Unicode("shared", config=True, help="shared, exclusive or static")
     npu_ids = List(Integer(), config=True, help="NPU ids of this host")
     npu_per_user = Integer(1, config=True, help="NPUs per server under the exclusive policy")
@@ -89,6 +95,47 @@ class WorkshopSpawner(DockerSpawner):
     def _name_template(self) -> str:
         return container.CONTAINER_PREFIX + "-{username}"
 
+    # --- profiles -----------------------------------------------------------------------------
+
+    _parsed_profiles: list[profiles.Profile] | None = None
+
+    def profile_list(self) -> list[profiles.Profile]:
+        """The offered profiles, the default first (parsed once: self.image changes per start)."""
+        if self._parsed_profiles is None:
+            self._parsed_profiles = (
+                profiles.parse(self.profiles, self.ssh_port_range, self.ssh_reserved_ports)
+                if self.profiles
+                else profiles.single(self.image)
+            )
+        return self._parsed_profiles
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        return WorkshopSpawner.profile_form
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return profiles.options_from_form
+
+    @staticmethod
+    async def profile_form(spawner: WorkshopSpawner) -> str:
+        """The start page's choice of environment ("" with one profile: JupyterHub starts at once).
+        Profiles whose image is not on this host are shown greyed out and cannot be picked."""
+        offered = spawner.profile_list()
+        if len(offered) <= 1:
+            return ""
+        try:
+            found = await spawner.docker("images")
+        except Exception:  # the daemon does not answer: offer everything, the start explains
+            spawner.log.warning("Cannot list the images for the profile form", exc_info=True)
+            return profiles.options_form(offered, [p.image for p in offered])
+        tags = [t for img in found or [] for t in (img.get("RepoTags") or [])]
+        chosen = (spawner.user_options or {}).get("profile", "")
+        return profiles.options_form(offered, tags, chosen=chosen if isinstance(chosen, str) else "")
+
+    def _choose_profile(self) -> profiles.Profile:
+        return profiles.choose(self.profile_list(), (self.user_options or {}).get("profile"))
+
     @property
     def store(self) -> StateStore:
         return StateStore(self.state_file)
@@ -110,7 +157,7 @@ class WorkshopSpawner(DockerSpawner):
             os.chown(path, self.work_uid, self.work_gid)
         return path
 
-    async def _allocate(self) -> tuple[list[int], int]:
+    async def _allocate(self, profile: profiles.Profile | None = None) -> tuple[list[int], int]:
         """NPUs and the SSH port for this start, serialised with every other start of this hub.
 
         Under one lock: who is starting (taken BEFORE the container list, so a start that ends
@@ -122,11 +169,14 @@ class WorkshopSpawner(DockerSpawner):
             spawning = set(self._spawning)
             found = await self._running_containers()
             running = {(c.get("Labels") or {}).get(container.LABEL_USER) for c in found}
-            return self._allocate_locked(user, running | spawning, found)
+            return self._allocate_locked(user, running | spawning, found, profile or self.profile_list()[0])
 
     def _allocate_locked(
-        self, user: str, live: set[str], found: list[dict[str, Any]]
+        self, user: str, live: set[str], found: list[dict[str, Any]], profile: profiles.Profile
     ) -> tuple[list[int], int]:
+        """NPUs (none for a profile with `npus: none`) and the SSH port; the profile's own ports,
+        stable per student like the SSH port, go to self.profile_ports ({name: host port})."""
+
         def rebuild() -> dict[str, dict[str, Any]]:
             return container.state_from_labels(found, record_npus=self.npu_policy == "exclusive")
 
@@ -136,34 +186,74 @@ class WorkshopSpawner(DockerSpawner):
             for other in list(npus):
                 if other != user and other not in live:
                     del npus[other]
-            ids = alloc.allocate_npus(
-                self.npu_policy, self.npu_ids, user, npus, self.npu_per_user, self.npu_static_map
-            )
+            ids: list[int] = []
+            if profile.takes_npus:
+                ids = alloc.allocate_npus(
+                    self.npu_policy, self.npu_ids, user, npus, self.npu_per_user, self.npu_static_map
+                )
             if self.npu_policy == "exclusive":
-                npus[user] = ids
+                if ids:
+                    npus[user] = ids
+                else:
+                    npus.pop(user, None)
             lo, hi = self.ssh_port_range
             port = alloc.allocate_port(user, st["ssh_ports"], lo, hi, self.ssh_reserved_ports)
             st["ssh_ports"][user] = port
+            extra: dict[str, int] = {}
+            for spec in profile.ports:
+                table = st.setdefault("ports", {}).setdefault(spec.name, {})
+                try:
+                    extra[spec.name] = alloc.allocate_port(user, table, *spec.range, self.ssh_reserved_ports)
+                except alloc.AllocationError as e:
+                    raise alloc.AllocationError(
+                        f"No free {spec.name} port left in {spec.range[0]}-{spec.range[1]} (hub_profiles)",
+                        messages.PROFILE_PORTS_FULL,
+                        port=spec.label,
+                    ) from e
+                table[user] = extra[spec.name]
+        self.profile_ports = extra
         return ids, port
 
     def _release(self) -> None:
         with self.store.transaction() as st:
             st["npus"].pop(self.user.name, None)
 
-    async def _use_docker_init(self) -> bool:
-        """docker_init, or (None) whether the image lacks its own init (container.image_runs_init).
-        An image that cannot be inspected gets Docker's init; DockerSpawner's start reports a
-        missing image itself."""
-        if self.docker_init is not None:
-            return bool(self.docker_init)
+    async def _image_config(self) -> dict[str, Any] | None:
+        """The image's Config; None when the image is not on this host; {} when Docker cannot say
+        (DockerSpawner's start then reports the error itself)."""
         try:
             info = await self.docker("inspect_image", self.image)
-        except docker_errors.APIError:
-            return True
-        return not container.image_runs_init((info or {}).get("Config"))
+        except docker_errors.APIError as e:
+            return None if refusals.is_image_missing(e) else {}
+        return (info or {}).get("Config") or {}
 
-    def apply_allocation(self, ids: list[int], port: int, *, init: bool = True) -> None:
+    def _docker_init_for(self, config: dict[str, Any] | None) -> bool:
+        """docker_init, or (None) whether the image lacks its own init (container.image_runs_init)."""
+        if self.docker_init is not None:
+            return bool(self.docker_init)
+        return not config or not container.image_runs_init(config)
+
+    async def _use_docker_init(self) -> bool:
+        """_docker_init_for the image: an image that cannot be inspected gets Docker's init."""
+        if self.docker_init is not None:
+            return bool(self.docker_init)
+        return self._docker_init_for(await self._image_config())
+
+    def apply_allocation(
+        self,
+        ids: list[int],
+        port: int,
+        *,
+        init: bool = True,
+        profile: profiles.Profile | None = None,
+        extra_ports: dict[str, int] | None = None,
+    ) -> None:
         """Set DockerSpawner's settings for this start (pure builders from `container`)."""
+        profile = profile or self.profile_list()[0]
+        extra_ports = dict(extra_ports if extra_ports is not None else self.profile_ports)
+        published = {
+            spec.container_port: extra_ports[spec.name] for spec in profile.ports if spec.name in extra_ports
+        }
         vols = container.volumes(
             self.work_root,
             self.escaped_name,
@@ -189,17 +279,30 @@ class WorkshopSpawner(DockerSpawner):
                 cap_add=self.cap_add,
                 no_new_privileges=self.no_new_privileges,
                 init=init,
+                extra_ports=published,
             )
         )
         self.extra_create_kwargs = {
-            "ports": {"22/tcp": {}},
-            "labels": container.labels(self.user.name, ids, port),
+            "ports": {f"{p}/tcp": {} for p in [22, *published]},
+            "labels": container.labels(
+                self.user.name,
+                ids,
+                port,
+                profile=profile.slug,
+                ports={s.name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
+            ),
         }
         self.environment = container.environment(
-            npu_ids=ids, ssh_port=port, ssh_host=self.ssh_host, extra_env=self.container_env
+            npu_ids=ids,
+            ssh_port=port,
+            ssh_host=self.ssh_host,
+            extra_env=self.container_env,
+            profile_env=profile.env,
+            port_env={s.env_name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
         )
         self.npu_allocated = ids
         self.ssh_port = port
+        self.profile_slug = profile.slug
 
     async def start(self) -> tuple[str, int]:
         """Allocate, start the container, and return once the server answers HTTP.
@@ -242,13 +345,36 @@ class WorkshopSpawner(DockerSpawner):
         except ValueError as e:
             raise self._refuse(messages.BAD_NAME, detail=str(e), name=user) from e
         try:
-            ids, port = await self._allocate()
+            profile = self._choose_profile()
+        except profiles.ProfileRefused as e:
+            raise self._refuse(e.reason, detail=str(e), **e.params) from e
+        self.image = profile.image
+        if self._configured_default_url is None:
+            self._configured_default_url = self.default_url
+        self.default_url = profile.default_url or self._configured_default_url
+        config = await self._image_config()
+        if config is None and self.pull_policy.lower() in ("never", "skip"):
+            # refused before anything is allocated; the start page greys such a profile out
+            raise self._refuse(
+                messages.IMAGE_MISSING,
+                image=self.image,
+                detail=f"profile {profile.slug}: image not on this host",
+            )
+        try:
+            ids, port = await self._allocate(profile)
         except alloc.AllocationError as e:
             raise self._refuse(e.reason, detail=str(e), **e.params) from e
         try:
             self._ensure_work_dir()
-            self.apply_allocation(ids, port, init=await self._use_docker_init())
-            self.log.info("Starting %s with NPUs [%s], SSH port %s", user, alloc.format_id_list(ids), port)
+            self.apply_allocation(ids, port, init=self._docker_init_for(config), profile=profile)
+            self.log.info(
+                "Starting %s (profile %s) with NPUs [%s], SSH port %s%s",
+                user,
+                profile.slug,
+                alloc.format_id_list(ids),
+                port,
+                "".join(f", {n} port {p}" for n, p in sorted(self.profile_ports.items())),
+            )
             ip_port = await self._start_container(deadline)
             await self._wait_until_answering(ip_port, deadline)
             return ip_port
@@ -396,22 +522,30 @@ class WorkshopSpawner(DockerSpawner):
         with self.store.transaction() as st:
             npus = st["npus"].pop(user, None)
             port = st["ssh_ports"].pop(user, None)
-        self.log.info("Deleted user %s: SSH port %s and NPUs %s freed", user, port, npus)
+            others = {name: t.pop(user) for name, t in st.get("ports", {}).items() if user in t}
+        self.log.info("Deleted user %s: SSH port %s, ports %s and NPUs %s freed", user, port, others, npus)
 
     npu_allocated = List(Integer())
     ssh_port = Integer(0)
+    profile_ports = Dict()  # {port name: host port} of this start's profile
+    profile_slug = Unicode("")
+    _configured_default_url: str | None = None
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
         if self.object_id:
             state["npus"] = list(self.npu_allocated)
             state["ssh_port"] = self.ssh_port
+            state["profile"] = self.profile_slug
+            state["profile_ports"] = dict(self.profile_ports)
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         super().load_state(state)
         self.npu_allocated = state.get("npus", [])
         self.ssh_port = state.get("ssh_port", 0)
+        self.profile_slug = state.get("profile", "")
+        self.profile_ports = state.get("profile_ports", {})
 
     def clear_state(self) -> None:
         super().clear_state()

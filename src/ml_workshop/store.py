@@ -1,5 +1,6 @@
 """A small JSON state file (0600, atomic replace, flock) holding NPU allocations and SSH ports,
-so both survive hub restarts. Layout: {"npus": {user: [ids]}, "ssh_ports": {user: port}}.
+so both survive hub restarts. Layout: {"npus": {user: [ids]}, "ssh_ports": {user: port},
+"ports": {port name: {user: port}}} (the profiles' extra ports, e.g. OpenClaw's gateway).
 
 The file is checked whenever it is read. A damaged one (not JSON, the wrong shape, an NPU or a
 port held twice) is never trusted: a transaction that can rebuild the state (the spawner's
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-EMPTY = {"npus": {}, "ssh_ports": {}}
+EMPTY = {"npus": {}, "ssh_ports": {}, "ports": {}}
 
 log = logging.getLogger("ml_workshop.store")
 
@@ -47,14 +48,22 @@ def validate(data: Any) -> dict[str, dict[str, Any]]:
             if i in held:
                 raise StateDamaged(f"NPU {i} is held by both {held[i]!r} and {user!r}")
             held[i] = user
+    named = data.get("ports", {})
+    if not isinstance(named, dict) or not all(isinstance(v, dict) for v in named.values()):
+        raise StateDamaged("ports must be an object of objects ({name: {user: port}})")
     owners: dict[int, str] = {}
-    for user, port in ports.items():
-        if not _is_int(port) or not 1 <= port <= 65535:
-            raise StateDamaged(f"ssh_ports of {user!r} is not a port: {port!r}")
-        if port in owners:
-            raise StateDamaged(f"SSH port {port} is held by both {owners[port]!r} and {user!r}")
-        owners[port] = user
-    return {"npus": {u: list(v) for u, v in npus.items()}, "ssh_ports": dict(ports)}
+    for kind, table in [("SSH", ports), *((f"{name!r}", t) for name, t in sorted(named.items()))]:
+        for user, port in table.items():
+            if not _is_int(port) or not 1 <= port <= 65535:
+                raise StateDamaged(f"the {kind} port of {user!r} is not a port: {port!r}")
+            if port in owners:
+                raise StateDamaged(f"port {port} is held twice ({owners[port]} and {kind} port of {user!r})")
+            owners[port] = f"the {kind} port of {user!r}"
+    return {
+        "npus": {u: list(v) for u, v in npus.items()},
+        "ssh_ports": dict(ports),
+        "ports": {name: dict(t) for name, t in named.items()},
+    }
 
 
 class StateStore:

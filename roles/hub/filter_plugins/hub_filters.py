@@ -27,9 +27,9 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, collect, content, firewall, hostfiles, hubconfig, names, tls
+    from ml_workshop import alloc, collect, content, firewall, hostfiles, hubconfig, names, profiles, tls
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = collect = content = firewall = hostfiles = hubconfig = names = tls = _MissingPackage(
+    alloc = collect = content = firewall = hostfiles = hubconfig = names = profiles = tls = _MissingPackage(
         "hub_*", _error
     )
 
@@ -59,4 +59,5 @@ class FilterModule:
             "hub_collect_rows": collect.parse_listing,
             "hub_collect_summary": collect.summary_table,
             "hub_unchanged_files": hostfiles.unchanged_files,
+            "hub_profile_problems": profiles.profile_problems,
         }
