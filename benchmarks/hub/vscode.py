@@ -215,7 +215,10 @@ def restart_server(page: Any, base: str, user: str, timeout: float = 180) -> Non
 
 
 def start_server(page: Any, base: str, user: str) -> None:
+    """Start as the student does; on a hub that offers profiles, the default one (ML Workshop)."""
     page.goto(f"{base}/hub/spawn")
+    if page.locator("#spawn_form").count():
+        page.click("#spawn_form button[type=submit]")
     page.wait_for_url(f"**/user/{user}/**", timeout=240_000)
     page.wait_for_load_state("load")
 

@@ -37,7 +37,9 @@ class ConnectionHandler(BaseHandler):
     async def get(self) -> None:
         user = self.current_user
         spawner = user.spawner
-        port_labels = {name: (spec.label, spec.scheme) for name, spec in all_ports(spawner.profile_list()).items()}
+        port_labels = {
+            name: (spec.label, spec.scheme) for name, spec in all_ports(spawner.profile_list()).items()
+        }
         details = connection_details(
             user.name, StateStore(spawner.state_file).load(), spawner.ssh_host, port_labels=port_labels
         )

@@ -21,7 +21,7 @@ from jupyterhub.utils import url_path_join
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
-from traitlets import Bool, Dict, Float, Integer, List, Tuple, Unicode, default
+from traitlets import Bool, Dict, Float, Integer, List, Tuple, Unicode, default, observe
 
 from . import alloc, container, messages, profiles, refusals
 from .store import StateStore
@@ -100,14 +100,19 @@ class WorkshopSpawner(DockerSpawner):
     _parsed_profiles: list[profiles.Profile] | None = None
 
     def profile_list(self) -> list[profiles.Profile]:
-        """The offered profiles, the default first (parsed once: self.image changes per start)."""
+        """The offered profiles, the default first; without hub_profiles, the one image this
+        spawner is configured with (a pre_spawn_hook may change it)."""
+        if not self.profiles:
+            return profiles.single(self.image)
         if self._parsed_profiles is None:
-            self._parsed_profiles = (
-                profiles.parse(self.profiles, self.ssh_port_range, self.ssh_reserved_ports)
-                if self.profiles
-                else profiles.single(self.image)
+            self._parsed_profiles = profiles.parse(
+                self.profiles, self.ssh_port_range, self.ssh_reserved_ports
             )
         return self._parsed_profiles
+
+    @observe("profiles")
+    def _profiles_changed(self, change: dict[str, Any]) -> None:
+        self._parsed_profiles = None
 
     @default("options_form")
     def _default_options_form(self) -> Any:

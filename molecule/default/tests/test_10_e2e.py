@@ -53,6 +53,17 @@ def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
 
     login(page, base, user, PASSWORD)
     page.goto(f"{base}/hub/spawn")
+    if server == "npu1":  # the hub's three default profiles (test_15_profiles); npu2 offers one: no choice
+        page.wait_for_selector("#mlw-profiles input[name=profile]")
+        offered = page.locator("#mlw-profiles input[name=profile]:not([disabled])")
+        assert [offered.nth(i).get_attribute("value") for i in range(offered.count())] == [
+            "ml-workshop",
+            "hcie",
+            "openclaw",
+        ]
+        assert page.is_checked("input[name=profile][value=ml-workshop]"), "ML Workshop is the default"
+        page.screenshot(path=str(ARTIFACTS / f"{server}-3-profiles.png"), full_page=True)
+        page.click("#spawn_form button[type=submit]")
     page.wait_for_url(re.compile(rf".*/user/{user}/lab.*"), timeout=240_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / f"{server}-3-jupyterlab.png"))

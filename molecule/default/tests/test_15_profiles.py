@@ -1,0 +1,193 @@
+"""Profiles on the start page of npu1 (the hub role's default hub_profiles), in a real Chromium.
+
+alice (signed up and approved by test_10) picks each environment in turn on /hub/spawn:
+- HCIE Lab: JupyterLab's launcher lists the kernels env0 (NLP/LLM) and env1 (CV), a kernel of each
+  environment starts with that environment's Python, the container holds an NPU under the policy,
+  and her ~/work is the one she had in ML Workshop;
+- OpenClaw Showcase: her own gateway answers on her own stable host port with her own token (shown
+  on ~/openclaw.md, which the profile opens, and kept in ~/work/.openclaw across restarts), and
+  refuses the token of olga, who runs her own gateway on another port; no NPU is taken;
+- a profile the hub does not offer is refused in words.
+alice ends on the default profile again (ML Workshop), as the later suites expect.
+"""
+
+import json
+import re
+import shlex
+import time
+
+import pytest
+from conftest import ARTIFACTS, PASSWORD, PREFIX, base_url, login
+from sitehub import WORK, Hub
+
+testinfra_hosts = [f"ansible://{PREFIX}-npu1"]
+
+SERVER = "npu1"
+PROBE_IMAGE = "ml-workshop-openclaw:latest"
+
+
+@pytest.fixture(scope="module")
+def hub():
+    h = Hub(SERVER)
+    h.wait_api()
+    return h
+
+
+def stop(hub, user):
+    hub.api("DELETE", f"/users/{user}/server")
+    hub.wait_stopped(user)
+
+
+def start_in_browser(browser, user, slug, shot):
+    """Log in, pick `slug` on the start page, press Start; the page once JupyterLab is up."""
+    base = base_url(SERVER)
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    login(page, base, user, PASSWORD)
+    page.goto(f"{base}/hub/spawn")
+    page.check(f"#mlw-profiles input[name=profile][value={slug}]")
+    page.screenshot(path=str(ARTIFACTS / f"{SERVER}-profile-{shot}-1-choice.png"), full_page=True)
+    page.click("#spawn_form button[type=submit]")
+    page.wait_for_url(re.compile(rf".*/user/{user}/lab.*"), timeout=240_000)
+    page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    return ctx, page
+
+
+def inspect(host, user):
+    info = json.loads(host.check_output(f"docker inspect ml-workshop-user-{user}"))[0]
+    assert info["State"]["Running"]
+    return info
+
+
+def env_of(info):
+    return dict(e.split("=", 1) for e in info["Config"]["Env"])
+
+
+def probe(host, port, token, timeout=90):
+    """`openclaw gateway probe` from the server itself (host network) against a published port:
+    (accepted, output). Waits while the gateway is still starting."""
+    cmd = (
+        f"docker run --rm --network host --user 1000:1000 -e HOME=/tmp --entrypoint openclaw {PROBE_IMAGE} "
+        f"gateway probe --url ws://127.0.0.1:{port} --token {shlex.quote(token)}"
+    )
+    deadline = time.time() + timeout
+    while True:
+        r = host.run(cmd)
+        out = r.stdout + r.stderr
+        if "Connect: ok" in out and "token mismatch" not in out:
+            return True, out
+        if "token mismatch" in out:
+            return False, out
+        if time.time() > deadline:
+            raise AssertionError(
+                f"the gateway on port {port} did not answer within {timeout}s:\n{out[-800:]}"
+            )
+        time.sleep(3)
+
+
+def test_hcie_lab_lists_its_kernels_and_runs_them(host, hub, browser):
+    stop(hub, "alice")
+    ctx, page = start_in_browser(browser, "alice", "hcie", "hcie")
+    for kernel in ("env0 (NLP/LLM)", "env1 (CV)"):
+        page.wait_for_selector(f".jp-LauncherCard[title='{kernel}'], .jp-LauncherCard:has-text('{kernel}')")
+    page.screenshot(path=str(ARTIFACTS / f"{SERVER}-profile-hcie-2-launcher.png"))
+    ctx.close()
+
+    info = inspect(host, "alice")
+    assert info["Config"]["Image"] == "ml-workshop-hcie:latest"
+    labels = info["Config"]["Labels"]
+    assert labels["ml-workshop.profile"] == "hcie"
+    assert len(labels["ml-workshop.npus"].split(",")) == 1, "HCIE Lab takes NPUs under the policy (1 each)"
+    specs = hub.user_server("alice", "/api/kernelspecs").json()["kernelspecs"]
+    assert specs["env0"]["spec"]["display_name"] == "env0 (NLP/LLM)"
+    assert specs["env1"]["spec"]["display_name"] == "env1 (CV)"
+    r = hub.user_server("alice", "/api/kernels", method="POST", json={"name": "env1"})
+    assert r.status_code == 201, r.text[:300]
+    kid = r.json()["id"]
+    try:
+        deadline = time.time() + 60
+        while (
+            "/opt/envs/env1/bin/python"
+            not in host.run("docker exec ml-workshop-user-alice ps -eo args").stdout
+        ):
+            assert time.time() < deadline, "no env1 kernel process"
+            time.sleep(1)
+    finally:
+        hub.user_server("alice", f"/api/kernels/{kid}", method="DELETE")
+    # the same ~/work as in ML Workshop (test_10 started her there first: her SSH state is in it)
+    assert (
+        host.run("docker exec ml-workshop-user-alice test -s /home/student/work/.ml-workshop/root.shadow").rc
+        == 0
+    )
+
+
+def test_openclaw_showcase_gives_each_student_their_own_gateway(host, hub, browser):
+    stop(hub, "alice")
+    ctx, page = start_in_browser(browser, "alice", "openclaw", "openclaw")
+    token_file = host.file(f"{WORK}/alice/.openclaw/gateway-token")
+    assert token_file.mode == 0o600 and token_file.uid == 1000
+    token = token_file.content_string.strip()
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", token)
+    # the profile opens her getting-started page, which shows her address and token
+    assert page.url.endswith("/lab/tree/openclaw.md"), page.url
+    page.wait_for_function(f"document.body.innerText.includes({json.dumps(token)})", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / f"{SERVER}-profile-openclaw-2-getting-started.png"))
+
+    info = inspect(host, "alice")
+    port = int(info["Config"]["Labels"]["ml-workshop.port.openclaw"])
+    assert 18789 <= port <= 18999
+    assert info["HostConfig"]["PortBindings"]["18789/tcp"][0]["HostPort"] == str(port)
+    assert not info["HostConfig"].get("Devices"), "OpenClaw Showcase takes no NPU"
+    assert env_of(info)["ASCEND_VISIBLE_DEVICES"] == "" and env_of(info)["MLW_PORT_OPENCLAW"] == str(port)
+    page.goto(f"{base_url(SERVER)}/hub/connection")
+    shown = page.inner_text(".mlw-profile-port[data-port=openclaw]")
+    assert f":{port}" in shown, shown
+    ctx.close()
+
+    # olga: her own gateway, port and token (started through the REST API with the profile)
+    assert hub.api("POST", "/users/olga").status_code in (201, 409)
+    r = hub.api("POST", "/users/olga/server", json={"profile": "openclaw"})
+    assert r.status_code in (201, 202), r.text[:300]
+    deadline = time.time() + 180
+    while not (hub.server_state("olga") or {}).get("ready"):
+        assert time.time() < deadline, "olga's OpenClaw server did not start"
+        time.sleep(1)
+    try:
+        olga_port = int(inspect(host, "olga")["Config"]["Labels"]["ml-workshop.port.openclaw"])
+        olga_token = host.file(f"{WORK}/olga/.openclaw/gateway-token").content_string.strip()
+        assert olga_port != port and olga_token != token
+        assert probe(host, port, token)[0], "alice's gateway refused alice's token"
+        ok, out = probe(host, port, olga_token)
+        assert not ok and "token mismatch" in out, "alice's gateway let olga in"
+        assert probe(host, olga_port, olga_token)[0]
+        assert not probe(host, olga_port, token)[0]
+    finally:
+        stop(hub, "olga")
+
+    # a restart keeps her port and her token
+    stop(hub, "alice")
+    r = hub.api("POST", "/users/alice/server", json={"profile": "openclaw"})
+    assert r.status_code in (201, 202), r.text[:300]
+    deadline = time.time() + 180
+    while not (hub.server_state("alice") or {}).get("ready"):
+        assert time.time() < deadline
+        time.sleep(1)
+    assert int(inspect(host, "alice")["Config"]["Labels"]["ml-workshop.port.openclaw"]) == port
+    assert host.file(f"{WORK}/alice/.openclaw/gateway-token").content_string.strip() == token
+    assert probe(host, port, token)[0]
+
+
+def test_a_profile_not_offered_is_refused_in_words(hub):
+    stop(hub, "alice")
+    r = hub.api("POST", "/users/alice/server", json={"profile": "root-shell"})
+    assert r.status_code == 400, r.text[:300]
+    assert "There is no environment root-shell on this server" in r.text
+    assert "ML Workshop, HCIE Lab, OpenClaw Showcase" in r.text
+    assert not hub.server_state("alice")
+
+
+def test_alice_is_back_on_the_default_profile(host, hub):
+    hub.start("alice")  # no choice: the default profile
+    info = inspect(host, "alice")
+    assert info["Config"]["Labels"]["ml-workshop.profile"] == "ml-workshop"
+    assert info["Config"]["Image"] == "ml-workshop-user:latest"
