@@ -158,3 +158,25 @@ def test_connection_page_has_the_trust_section_with_a_ca(env):
     assert 'id="mlw-trust"' in html and FP in html
     html = env.get_template("connection.html").render(details=None, ca_fingerprint="", **namespace())
     assert 'id="mlw-trust"' not in html
+
+
+def test_start_page_with_profiles_asks_for_the_environment_and_shows_a_refusal(env):
+    from ml_workshop import profiles
+
+    offered = profiles.parse(
+        [
+            {"slug": "ml-workshop", "display_name": "ML Workshop", "image": "u:latest"},
+            {"slug": "hcie", "display_name": "HCIE Lab", "image": "h:latest"},
+        ]
+    )
+    e = refusals.StartRefused(messages.PROFILE_UNKNOWN, profile="x", offered="ML Workshop, HCIE Lab")
+    html = env.get_template("spawn.html").render(
+        spawner_options_form=profiles.options_form(offered, ["u:latest"]),
+        error_html_message=e.jupyterhub_html_message,
+        url="/hub/spawn",
+        for_user=None,
+        **namespace(),
+    )
+    assert "Choose your environment" in html and "Server Options" not in html
+    assert 'value="ml-workshop" checked' in html and 'value="hcie" disabled' in html
+    assert "There is no environment x on this server" in text(html)
