@@ -94,10 +94,10 @@ def test_the_hub_roles_default_profiles_are_valid():
                     "slug": "a",
                     "display_name": "A",
                     "image": "i",
-                    "ports": [dict(OPENCLAW_PORT, range=[8000, 8100])],
+                    "ports": [dict(OPENCLAW_PORT, range=[8081, 8081])],
                 }
             ],
-            "contains ports in use on the host: [8000, 8081]",
+            "has only ports in use on the host: [8081]",
         ),
         (
             [
@@ -285,6 +285,14 @@ def test_openclaw_profile_takes_no_npu_and_a_stable_gateway_port(tmp_path):
     assert again.profile_ports == {"openclaw": 18789}
     st = StateStore(str(tmp_path / "state.json")).load()
     assert "alice" not in st["npus"]  # OpenClaw: her NPU went back
+
+
+def test_ports_in_use_on_the_host_are_skipped(tmp_path):
+    """The shared OpenClaw service publishes 18789 (hub_ports_in_use): students start at 18790."""
+    assert profiles.profile_problems(THREE, [22222, 22999], [18789]) == []
+    sp = make(tmp_path, "alice", ssh_reserved_ports=[18789])
+    asyncio.run(sp._allocate(profiles.parse(THREE)[2]))
+    assert sp.profile_ports == {"openclaw": 18790}
 
 
 def test_profile_ports_full_is_refused_with_the_ports_label(tmp_path):

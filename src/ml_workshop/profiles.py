@@ -129,7 +129,8 @@ def profile_problems(
     """Every problem of a `hub_profiles` value, each naming the variable; [] when usable.
 
     Port ranges of different profile ports must not overlap each other or the SSH ports
-    (hub_ssh_port_range) and must not contain a port in use on the host (hub_ports_in_use)."""
+    (hub_ssh_port_range); ports in use on the host (hub_ports_in_use, e.g. the shared OpenClaw
+    service's 18789) are skipped when ports are given out, and a range made only of them is refused."""
     if raw in (None, [], ()):
         return []
     if isinstance(raw, Mapping):
@@ -211,9 +212,9 @@ def profile_problems(
             for other, olo, ohi in ranges:
                 if lo <= ohi and olo <= hi:
                     out.append(f"{pwhere}.range {lo}-{hi} overlaps {other} {olo}-{ohi}")
-            busy = sorted(r for r in reserved if _is_int(r) and lo <= r <= hi)
-            if busy:
-                out.append(f"{pwhere}.range {lo}-{hi} contains ports in use on the host: {busy}")
+            busy = {r for r in reserved if _is_int(r) and lo <= r <= hi}
+            if len(busy) == hi - lo + 1:
+                out.append(f"{pwhere}.range {lo}-{hi} has only ports in use on the host: {sorted(busy)}")
             ranges.append((pwhere + ".range", lo, hi))
     if defaults > 1:
         out.append("hub_profiles: more than one profile has default: true")

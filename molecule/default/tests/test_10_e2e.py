@@ -132,9 +132,9 @@ def test_no_student_shares_an_npu_with_the_hcie_container(host):
     """One owner per NPU under exclusive: HCIE (npu2 only) keeps its NPU, students get the others."""
     fact = json.loads(host.file("/etc/ansible/facts.d/workshop_services.fact").content_string)
     if server_of(host) == "npu1":
-        assert fact == {"npu_ids": []}
+        assert fact == {"npu_ids": [], "ports": []}
         return
-    assert fact == {"npu_ids": [3]}
+    assert fact == {"npu_ids": [3], "ports": []}
     hcie = json.loads(host.check_output("docker inspect ml-workshop-hcie"))[0]
     assert hcie["State"]["Running"]
     assert _npu_ids_of(hcie) == {3}
