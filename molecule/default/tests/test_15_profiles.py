@@ -1,6 +1,10 @@
 """Profiles on the start page of npu1 (the hub role's default hub_profiles), in a real Chromium.
 
-alice (signed up and approved by test_10) picks each environment in turn on /hub/spawn:
+In ML Workshop (the default, where test_10 started alice) the lesson notebooks the project ships
+(files/workshop-content/lessons: pandas, scikit-learn regression, seaborn) execute headless, and uv
+resolves through devpi in the container's and an SSH session's environment.
+
+alice (signed up and approved by test_10) then picks each environment in turn on /hub/spawn:
 - HCIE Lab: JupyterLab's launcher lists the kernels env0 (NLP/LLM) and env1 (CV), a kernel of each
   environment starts with that environment's Python, the container holds an NPU under the policy,
   and her ~/work is the one she had in ML Workshop;
@@ -83,6 +87,48 @@ def probe(host, port, token, timeout=90):
                 f"the gateway on port {port} did not answer within {timeout}s:\n{out[-800:]}"
             )
         time.sleep(3)
+
+
+LESSONS = "/home/student/workshop/lessons"
+LESSON_OUTPUT = {  # a line each notebook prints once it has run to the end
+    "01-pandas-basics": "longest petals on average: virginica",
+    "02-linear-regression": "all ten features: R^2",
+    "03-seaborn-plots": "saved /tmp/wine-scatter.png",
+}
+
+
+def test_ml_workshop_runs_the_shipped_lessons(host):
+    assert inspect(host, "alice")["Config"]["Labels"]["ml-workshop.profile"] == "ml-workshop"
+    names = " ".join(f"{LESSONS}/{n}.ipynb" for n in LESSON_OUTPUT)
+    run = host.run(
+        "docker exec -u student -w /home/student ml-workshop-user-alice "
+        f"jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=300 --output-dir /tmp/lessons-run {names}"
+    )
+    assert run.rc == 0, run.stderr[-2000:]
+    for name, line in LESSON_OUTPUT.items():
+        done = json.loads(
+            host.check_output(f"docker exec ml-workshop-user-alice cat /tmp/lessons-run/{name}.ipynb")
+        )
+        outputs = [o for c in done["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+        assert not [o for o in outputs if o["output_type"] == "error"], name
+        assert line in "".join("".join(o.get("text", "")) for o in outputs), f"{name}: {line!r} not printed"
+
+
+def test_uv_resolves_through_devpi_in_the_container_and_in_ssh_sessions(host):
+    index = env_of(inspect(host, "alice"))["UV_DEFAULT_INDEX"]
+    assert index.endswith(":3141/root/pypi/+simple/")
+    resolve = 'echo "index=$UV_DEFAULT_INDEX"; echo six | uv pip compile --no-cache -q -'
+    exe = "docker exec -u student ml-workshop-user-alice "
+    # the container's environment (JupyterLab, its terminals), then what an SSH session loads
+    # (/etc/profile.d/ml-workshop-env.sh, written at start) with the variable taken away first
+    for cmd in (
+        exe + "bash -c " + shlex.quote(resolve),
+        exe
+        + "env -u UV_DEFAULT_INDEX bash -c "
+        + shlex.quote(". /etc/profile.d/ml-workshop-env.sh; " + resolve),
+    ):
+        out = host.check_output(cmd)
+        assert f"index={index}" in out and re.search(r"^six==", out, re.M), out
 
 
 def test_hcie_lab_lists_its_kernels_and_runs_them(host, hub, browser):

@@ -95,6 +95,8 @@ def test_published_fact(host):
         "PIP_INDEX_URL": PIP_INDEX,
         "PIP_TRUSTED_HOST": CACHE,
         "PIP_DEFAULT_TIMEOUT": "60",
+        "UV_DEFAULT_INDEX": PIP_INDEX,
+        "UV_HTTP_TIMEOUT": "60",
         "npm_config_proxy": WHISTLE,
         "npm_config_https_proxy": WHISTLE,
         "npm_config_noproxy": NO_PROXY,

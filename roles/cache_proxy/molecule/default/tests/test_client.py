@@ -35,6 +35,7 @@ def test_container_facts(host):
     assert env["PIP_INDEX_URL"] == f"http://{CACHE}:3141/root/pypi/+simple/"
     assert env["PIP_TRUSTED_HOST"] == CACHE
     assert env["PIP_DEFAULT_TIMEOUT"] == "60"
+    assert env["UV_DEFAULT_INDEX"] == env["PIP_INDEX_URL"] and env["UV_HTTP_TIMEOUT"] == "60"
     assert env["MLW_APT_PROXY"] == f"http://{CACHE}:3142" == facts["apt_proxy_url"]
     assert env["npm_config_proxy"] == f"http://{CACHE}:8899"
     assert env["http_proxy"] == f"http://{CACHE}:8899"

@@ -99,6 +99,33 @@ def test_role_found_the_cached_images_current(host, name):
     assert image_id == cached["id"], f"{name} was rebuilt in the instance"
 
 
+def test_hcie_and_openclaw_are_student_images_with_their_own_parts(host):
+    """Built FROM the student image (its entrypoint, JupyterLab, sshd), so the hub can offer them as
+    profiles: HCIE Lab registers its environments as kernels, OpenClaw starts the student's own
+    gateway from its start hook; the student image's id is in their build context."""
+    student_id = host.check_output(f"docker image inspect --format '{{{{.Id}}}}' {IMAGE}").strip()
+    for image, key in (("ml-workshop-hcie:latest", "hcie"), ("ml-workshop-openclaw:latest", "openclaw")):
+        cfg = json.loads(host.check_output(f"docker image inspect --format '{{{{json .Config}}}}' {image}"))
+        assert cfg["Entrypoint"][-1] == "/usr/local/bin/mlw-user-start" and cfg["Cmd"] == [
+            "jupyterhub-singleuser"
+        ]
+        recorded = host.file(f"/var/lib/ml-workshop/images/build/{key}/from-image").content_string.strip()
+        assert recorded == student_id, f"{image}: built from another student image"
+    specs = json.loads(
+        host.check_output(
+            "docker run --rm --entrypoint '' ml-workshop-hcie:latest jupyter kernelspec list --json"
+        )
+    )["kernelspecs"]
+    assert specs["env0"]["spec"]["display_name"] == "env0 (NLP/LLM)"
+    assert specs["env1"]["spec"]["display_name"] == "env1 (CV)"
+    assert specs["env1"]["spec"]["argv"][0] == "/opt/envs/env1/bin/python"
+    out = host.check_output(
+        "docker run --rm --entrypoint '' ml-workshop-openclaw:latest sh -c "
+        "'test -r /etc/ml-workshop/start.d/50-openclaw.sh && openclaw --version && command -v jupyterhub-singleuser'"
+    )
+    assert "jupyterhub-singleuser" in out
+
+
 def test_lightest_variant_was_built_here(host):
     fmt = '{{index .Config.Labels "org.ml-workshop.input-hash"}}'
     lean = host.check_output(f"docker image inspect --format '{fmt}' ml-workshop-user:lean").strip()
