@@ -114,6 +114,16 @@ def test_ml_workshop_runs_the_shipped_lessons(host):
         assert line in "".join("".join(o.get("text", "")) for o in outputs), f"{name}: {line!r} not printed"
 
 
+def test_getting_started_page_names_her_server(host):
+    """~/getstarted.md gets this server's facts at every start: her SSH command, NPUs, the cache."""
+    env = env_of(inspect(host, "alice"))
+    page = host.check_output("docker exec ml-workshop-user-alice cat /home/student/getstarted.md")
+    assert "## Your server" in page and "<!-- mlw:your-server -->" not in page
+    assert f"ssh -p {env['MLW_SSH_PORT']} root@{env['MLW_SSH_HOST']}" in page
+    assert f"NPUs of this server: {env['ASCEND_VISIBLE_DEVICES']} (`npu-smi info`" in page
+    assert f"pip and uv install from: {env['PIP_INDEX_URL']}." in page
+
+
 def test_uv_resolves_through_devpi_in_the_container_and_in_ssh_sessions(host):
     index = env_of(inspect(host, "alice"))["UV_DEFAULT_INDEX"]
     assert index.endswith(":3141/root/pypi/+simple/")
