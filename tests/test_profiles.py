@@ -265,6 +265,8 @@ def test_openclaw_profile_takes_no_npu_and_a_stable_gateway_port(tmp_path):
     a.apply_allocation(ids, ssh, profile=parsed[2])
     assert a.extra_host_config["port_bindings"][18789] == ("0.0.0.0", 18789)
     assert a.extra_create_kwargs["ports"] == {"22/tcp": {}, "18789/tcp": {}}
+    # the same host name at every start (OpenClaw's lease recognises its dead owner after a restart)
+    assert a.extra_create_kwargs["hostname"] == "ml-workshop-user-alice"
     assert a.environment["MLW_PORT_OPENCLAW"] == "18789"
     assert a.environment["MLW_OPENCLAW_GATEWAY"] == "yes"
     assert a.environment["ASCEND_VISIBLE_DEVICES"] == ""
@@ -331,3 +333,12 @@ def test_unknown_profile_is_refused_before_anything_is_allocated(tmp_path):
         asyncio.run(sp._start(deadline=1e18))
     assert e.value.mlw_reason == messages.PROFILE_UNKNOWN and e.value.status_code == 400
     assert not (tmp_path / "state.json").exists()
+    # forgotten: JupyterHub would otherwise reuse the refused options for the next start
+    assert sp.user_options == {}
+    committed = []
+    sp.orm_spawner = SimpleNamespace(user_options={"profile": "root-shell"}, server=None, name="")
+    sp.db = SimpleNamespace(commit=lambda: committed.append(1))
+    sp.user_options = {"profile": "root-shell"}
+    with pytest.raises(refusals.StartRefused):
+        asyncio.run(sp._start(deadline=1e18))
+    assert sp.orm_spawner.user_options == {} and committed == [1]

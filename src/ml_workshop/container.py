@@ -44,6 +44,14 @@ def container_name(escaped_username: str, prefix: str = CONTAINER_PREFIX) -> str
     return f"{prefix}-{safe_name(escaped_username)}"
 
 
+def hostname(escaped_username: str, prefix: str = CONTAINER_PREFIX) -> str:
+    """The container's host name: the same at every start of one student's server (Docker's
+    default is the container id, new each time). Tools that record their owner as (host, pid)
+    in the work directory, such as OpenClaw's gateway lease, then recognise their own dead
+    owner after a restart instead of waiting for the lease to expire."""
+    return f"{prefix}-{safe_name(escaped_username)}"[:63].rstrip("-.")
+
+
 def work_dir(root: str, escaped_username: str) -> str:
     return os.path.join(root, safe_name(escaped_username))
 

@@ -122,6 +122,12 @@ class WorkshopSpawner(DockerSpawner):
     def _default_options_from_form(self) -> Any:
         return profiles.options_from_form
 
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        # the options (the profile, nothing else) are applied and checked by start(), whose
+        # refusals carry the student's words; this only tells JupyterHub they are handled
+        return lambda spawner, user_options: None
+
     @staticmethod
     async def profile_form(spawner: WorkshopSpawner) -> str:
         """The start page's choice of environment ("" with one profile: JupyterHub starts at once).
@@ -137,6 +143,15 @@ class WorkshopSpawner(DockerSpawner):
         tags = [t for img in found or [] for t in (img.get("RepoTags") or [])]
         chosen = (spawner.user_options or {}).get("profile", "")
         return profiles.options_form(offered, tags, chosen=chosen if isinstance(chosen, str) else "")
+
+    def _forget_user_options(self) -> None:
+        """JupyterHub saves a start's options before the start and reuses them for later starts
+        without options: refused ones would refuse every such start. Forget them."""
+        self.user_options = {}
+        orm = getattr(self, "orm_spawner", None)
+        if orm is not None and self.db is not None:
+            orm.user_options = {}
+            self.db.commit()
 
     def _choose_profile(self) -> profiles.Profile:
         return profiles.choose(self.profile_list(), (self.user_options or {}).get("profile"))
@@ -288,6 +303,7 @@ class WorkshopSpawner(DockerSpawner):
             )
         )
         self.extra_create_kwargs = {
+            "hostname": container.format_escape(container.hostname(self.escaped_name)),
             "ports": {f"{p}/tcp": {} for p in [22, *published]},
             "labels": container.labels(
                 self.user.name,
@@ -352,6 +368,7 @@ class WorkshopSpawner(DockerSpawner):
         try:
             profile = self._choose_profile()
         except profiles.ProfileRefused as e:
+            self._forget_user_options()
             raise self._refuse(e.reason, detail=str(e), **e.params) from e
         self.image = profile.image
         if self._configured_default_url is None:

@@ -12,7 +12,8 @@ alice (signed up and approved by test_10) then picks each environment in turn on
   on ~/openclaw.md, which the profile opens, and kept in ~/work/.openclaw across restarts), and
   refuses the token of olga, who runs her own gateway on another port; no NPU is taken;
 - a profile the hub does not offer is refused in words.
-alice ends on the default profile again (ML Workshop), as the later suites expect.
+A start without a choice runs the last profile (JupyterHub keeps user_options); alice ends on ML
+Workshop again, as the later suites expect.
 """
 
 import json
@@ -69,23 +70,28 @@ def env_of(info):
 
 def probe(host, port, token, timeout=90):
     """`openclaw gateway probe` from the server itself (host network) against a published port:
-    (accepted, output). Waits while the gateway is still starting."""
+    (accepted, the explicit target's result). Accepted: connected as an operator; refused: the
+    gateway closed the connection for a token mismatch. Waits while the gateway is still starting.
+    (The probe also tries ws://127.0.0.1:18789, alice's port here: only the explicit target counts.)"""
     cmd = (
         f"docker run --rm --network host --user 1000:1000 -e HOME=/tmp --entrypoint openclaw {PROBE_IMAGE} "
-        f"gateway probe --url ws://127.0.0.1:{port} --token {shlex.quote(token)}"
+        f"gateway probe --json --url ws://127.0.0.1:{port} --token {shlex.quote(token)}"
     )
     deadline = time.time() + timeout
     while True:
         r = host.run(cmd)
-        out = r.stdout + r.stderr
-        if "Connect: ok" in out and "token mismatch" not in out:
-            return True, out
-        if "token mismatch" in out:
-            return False, out
+        try:
+            target = next(t for t in json.loads(r.stdout)["targets"] if t["id"] == "explicit")
+        except (ValueError, KeyError, StopIteration):
+            target = {"unparsed": (r.stdout + r.stderr)[-500:]}
+        connect = target.get("connect") or {}
+        error = connect.get("error") or ""
+        if connect.get("ok") and "token mismatch" in error:
+            return False, target
+        if connect.get("ok") and (target.get("auth") or {}).get("role") == "operator":
+            return True, target
         if time.time() > deadline:
-            raise AssertionError(
-                f"the gateway on port {port} did not answer within {timeout}s:\n{out[-800:]}"
-            )
+            raise AssertionError(f"the gateway on port {port} did not answer within {timeout}s: {target}")
         time.sleep(3)
 
 
@@ -213,8 +219,8 @@ def test_openclaw_showcase_gives_each_student_their_own_gateway(host, hub, brows
         olga_token = host.file(f"{WORK}/olga/.openclaw/gateway-token").content_string.strip()
         assert olga_port != port and olga_token != token
         assert probe(host, port, token)[0], "alice's gateway refused alice's token"
-        ok, out = probe(host, port, olga_token)
-        assert not ok and "token mismatch" in out, "alice's gateway let olga in"
+        ok, result = probe(host, port, olga_token)
+        assert not ok and "token mismatch" in result["connect"]["error"], "alice's gateway let olga in"
         assert probe(host, olga_port, olga_token)[0]
         assert not probe(host, olga_port, token)[0]
     finally:
@@ -242,8 +248,19 @@ def test_a_profile_not_offered_is_refused_in_words(hub):
     assert not hub.server_state("alice")
 
 
-def test_alice_is_back_on_the_default_profile(host, hub):
-    hub.start("alice")  # no choice: the default profile
+def test_a_start_without_a_choice_runs_the_last_one_then_back_to_ml_workshop(host, hub):
+    """JupyterHub keeps a server's last user_options: a start without options (REST API, a
+    restart) runs the profile of the last successful start (OpenClaw; the refused one did not
+    count). alice then goes back to ML Workshop for the later suites."""
+    hub.start("alice")
+    assert inspect(host, "alice")["Config"]["Labels"]["ml-workshop.profile"] == "openclaw"
+    stop(hub, "alice")
+    r = hub.api("POST", "/users/alice/server", json={"profile": "ml-workshop"})
+    assert r.status_code in (201, 202), r.text[:300]
+    deadline = time.time() + 180
+    while not (hub.server_state("alice") or {}).get("ready"):
+        assert time.time() < deadline
+        time.sleep(1)
     info = inspect(host, "alice")
     assert info["Config"]["Labels"]["ml-workshop.profile"] == "ml-workshop"
     assert info["Config"]["Image"] == "ml-workshop-user:latest"

@@ -12,8 +12,15 @@ esac
 oc_dir="$WORK/.openclaw"
 oc_port="${MLW_OPENCLAW_GATEWAY_PORT:-18789}"
 install -d -m 0700 -o "$STUDENT" -g "$STUDENT" "$oc_dir" "$oc_dir/state"
+# Locks under state/tmp belong to a container that is gone (this one is fresh). The gateway's owner
+# lease (in its state database) names the old container's host name and pid: the hub gives every
+# start of a student's server the same host name, so the gateway finds that owner dead and takes
+# the lease over instead of refusing to start until it expires.
+rm -rf "$oc_dir/state/tmp"
 if [ ! -s "$oc_dir/gateway-token" ]; then
-  ( umask 077; tr -dc 'A-Za-z0-9' </dev/urandom | head -c 40 > "$oc_dir/gateway-token" )
+  # (not `tr </dev/urandom | head`: tr's SIGPIPE fails the start under pipefail)
+  ( umask 077; /opt/ml-workshop/venv/bin/python -c 'import secrets, string
+print("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40)), end="")' > "$oc_dir/gateway-token" )
   log "OpenClaw: a gateway token was generated (kept in $oc_dir/gateway-token)"
 fi
 chown "$STUDENT:$STUDENT" "$oc_dir/gateway-token"
