@@ -14,7 +14,7 @@ from jinja2 import ChoiceLoader, DictLoader, Environment, FileSystemLoader, Pref
 from jupyterhub.app import JupyterHub
 from tornado import web
 
-from ml_workshop import messages, refusals
+from ml_workshop import i18n, messages, refusals
 
 PAGES = pathlib.Path(__file__).parent.parent / "roles" / "hub" / "templates" / "pages"
 
@@ -39,11 +39,14 @@ def env():
     )
 
 
-def namespace():
+def namespace(language="en"):
     user = SimpleNamespace(
         name="bob", admin=False, escaped_name="bob", spawner=SimpleNamespace(options_form="")
     )
     return {
+        "mlw_t": i18n.page_text(language),
+        "mlw_lang": language,
+        "mlw_html_lang": i18n.HTML_LANG[language],
         "base_url": "/hub/",
         "prefix": "/",
         "user": user,
@@ -180,3 +183,55 @@ def test_start_page_with_profiles_asks_for_the_environment_and_shows_a_refusal(e
     assert "Choose your environment" in html and "Server Options" not in html
     assert 'value="ml-workshop" checked' in html and 'value="hcie" disabled' in html
     assert "There is no environment x on this server" in text(html)
+
+
+@pytest.mark.parametrize(
+    ("language", "words"),
+    [
+        (
+            "en",
+            [
+                "Sign In",
+                "Username:",
+                "Password:",
+                "Sign up",
+                "Start My Server",
+                "Connect with SSH or VS Code",
+            ],
+        ),
+        ("zh_CN", ["登录", "用户名：", "密码：", "注册", "启动我的服务器", "通过 SSH 或 VS Code 连接"]),
+    ],
+)
+def test_student_pages_speak_hub_language(env, language, words):
+    """Login, home and connection pages in hub_language, with the ids the handlers and tests use."""
+    ns = namespace(language)
+    login = env.get_template("native-login.html").render(
+        next="",
+        login_error="",
+        username="",
+        enable_signup=True,
+        two_factor_auth=False,
+        **ns,
+    )
+    for fid in ('id="username_input"', 'id="password_input"', 'id="login_submit"', 'name="_xsrf"'):
+        assert fid in login
+    home = env.get_template("home.html").render(
+        url="/hub/spawn", default_server=SimpleNamespace(active=False), allow_named_servers=False, **ns
+    )
+    assert 'id="start"' in home
+    details = {
+        "port": 22222,
+        "user": "root",
+        "host": "<h>",
+        "npus": [1],
+        "ports": [],
+        "command": "ssh",
+        "vscode": "Host",
+    }
+    conn = env.get_template("connection.html").render(details=details, ca_fingerprint="", **ns)
+    assert "&lt;h&gt;" in conn and "<h>" not in conn  # the host name is escaped in every language
+    pages = text(login + home + conn)
+    for w in words:
+        assert w in pages, (language, w)
+    other = "登录" if language == "en" else "Sign In"
+    assert other not in pages

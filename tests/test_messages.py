@@ -61,8 +61,19 @@ def test_image_missing_names_the_environment_image():
 def test_unknown_reason_and_unknown_language_fall_back():
     e = messages.explain("no-such-reason", language="xx")
     assert e.reason == messages.START_FAILED
-    assert messages.catalog("zh-CN") is messages.EN  # until a zh_CN catalog is added
+    assert messages.catalog("zh-CN") is messages.ZH_CN
     assert messages.catalog("en_GB") is messages.EN
+    assert messages.catalog("fr_FR") is messages.EN
+
+
+@pytest.mark.parametrize("reason", messages.REASONS)
+def test_each_reason_in_chinese_says_what_happened_and_what_to_do(reason):
+    params = {k: SAMPLE[k] for k in messages.PARAMS[reason]}
+    e = messages.explain(reason, language="zh_CN", **params)
+    assert e.text.endswith("。") and e.next.endswith("。")
+    assert "{" not in e.plain and re.search(r"[\u4e00-\u9fff]", e.plain)
+    assert re.search("再试|重试|组织者", e.next)
+    assert not INTERNAL.search(e.plain), e.plain
 
 
 def test_a_missing_parameter_is_a_programming_error():

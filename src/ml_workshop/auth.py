@@ -96,7 +96,12 @@ class WorkshopSignUpHandler(SignUpHandler):
     def render_template(self, name: str, **kwargs: Any) -> Any:
         if name == "signup.html":
             name = "mlw-signup.html"  # ours: extends NativeAuthenticator's signup.html
-            kwargs.setdefault("username_rule", names.describe(self.authenticator.username_pattern_rule))
+            kwargs.setdefault(
+                "username_rule",
+                names.describe(
+                    self.authenticator.username_pattern_rule, getattr(self.authenticator, "language", "en")
+                ),
+            )
             kwargs.setdefault("open_signup", self.authenticator.open_signup)
         return super().render_template(name, **kwargs)
 
@@ -132,6 +137,7 @@ class WorkshopAuthenticator(NativeAuthenticator):
     passwords; check_allowed only adds the roster."""
 
     roster = Set(Unicode(), config=True, help="Students assigned to this server (admins always log in).")
+    language = Unicode("en", config=True, help="hub_language: the language of the sign-up page's name rule")
     reserved_usernames = List(
         Unicode(),
         default_value=list(names.DEFAULT_RESERVED),

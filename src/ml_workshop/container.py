@@ -184,6 +184,7 @@ def environment(
     extra_env: Mapping[str, str] | None = None,
     profile_env: Mapping[str, str] | None = None,
     port_env: Mapping[str, int] | None = None,
+    language: str = "",
 ) -> dict[str, str]:
     """The container's environment: the cache settings (extra_env), the profile's own variables,
     then what the spawner decides (NPUs, SSH port and host, the profile ports' host ports as
@@ -191,6 +192,8 @@ def environment(
     env = dict(extra_env or {})
     env.update(profile_env or {})
     env.update({k: str(v) for k, v in (port_env or {}).items()})
+    if language:
+        env["MLW_LANGUAGE"] = language  # JupyterLab's default language (the image's start script)
     env.update(
         {
             "ASCEND_VISIBLE_DEVICES": format_id_list(npu_ids),

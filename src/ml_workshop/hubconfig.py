@@ -8,7 +8,7 @@ import ipaddress
 import json
 import os
 
-from . import hostnet, names, profiles, tls
+from . import hostnet, i18n, names, profiles, tls
 from .container import STUDENTS_WORK_MODES
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
@@ -171,7 +171,15 @@ def apply(c, s):
     hub.pid_file = os.path.join(s["state_dir"], "jupyterhub.pid")
     hub.template_paths = [s["templates_dir"]]
     ca_file = t.get("ca_file", "") if secure else ""
+    language = s.get("language", i18n.DEFAULT)
+    problem = i18n.language_problem(language)
+    if problem:
+        raise ValueError(problem)
     hub.template_vars = {
+        # the words of our pages (ml_workshop.i18n) and the language they are in
+        "mlw_t": i18n.page_text(language),
+        "mlw_lang": language,
+        "mlw_html_lang": i18n.HTML_LANG[language],
         "workshop_title": s["title"],
         "announcement_login": s.get("announcement", ""),
         "workshop_ca_url": "workshop-ca" if ca_file else "",  # relative to base_url (/hub/)
@@ -219,6 +227,7 @@ def apply(c, s):
     c.NativeAuthenticator.enable_signup = bool(a.get("signup_enabled", True))
     wa = c.WorkshopAuthenticator
     wa.reserved_usernames = list(a.get("reserved_usernames", names.DEFAULT_RESERVED))
+    wa.language = language
     wa.username_pattern_rule = a.get("username_pattern", names.DEFAULT_PATTERN)
     wa.rate_per_minute = float(a.get("rate_per_minute", 30))
     wa.rate_burst = int(a.get("rate_burst", 60))
@@ -234,6 +243,7 @@ def apply(c, s):
     sp = s["spawner"]
     ws = c.WorkshopSpawner
     ws.image = sp["image"]
+    ws.language = language
     # The start page's environments (ml_workshop.profiles; checked again here, the preflight did
     # first). Never DockerSpawner's allowed_images: a student names a profile, not an image.
     ws.profiles = list(sp.get("profiles") or [])

@@ -113,7 +113,55 @@ EN: Final = Catalog(
     },
 )
 
-CATALOGS: Final[Mapping[str, Catalog]] = {"en": EN}
+ZH_CN: Final = Catalog(
+    title="你的服务器未能启动",
+    retry="重试",
+    log_heading="你的服务器最后输出的信息：",
+    reasons={
+        NPU_FULL: Entry(
+            "本服务器没有空闲的 NPU：全部 {total} 个 NPU 都在被其他同学的服务器使用（需要 {needed} 个，空闲 {free} 个）。",
+            "请稍后再试，或联系组织者。",
+        ),
+        SSH_PORTS_FULL: Entry(
+            "本服务器已没有可分配给新服务器的 SSH 端口。",
+            "请告诉组织者；你的账号和文件都没有问题。",
+        ),
+        IMAGE_MISSING: Entry(
+            "本服务器上没有安装环境镜像 {image}。",
+            "请告诉组织者（由他们安装）；你的账号和文件都没有问题。",
+        ),
+        BAD_NAME: Entry(
+            "用户名 {name} 不能用于这里的服务器：服务器名称必须以小写字母或数字开头。",
+            "请联系组织者，换一个以字母或数字开头的账号。",
+        ),
+        DOCKER_UNAVAILABLE: Entry(
+            "本服务器的容器服务暂时没有响应（可能正在重启）。",
+            "请一分钟后再试；如果一直这样，请告诉组织者。",
+        ),
+        START_TIMEOUT: Entry(
+            "你的服务器在 {seconds} 秒内没有响应，因此已停止启动。",
+            "服务器可能正忙：请一分钟后再试；如果一直这样，请告诉组织者。",
+        ),
+        EXITED: Entry(
+            "你的服务器启动后立即停止了（退出码 {code}）。",
+            "请再试一次；如果再次停止，请告诉组织者并把这条信息给他们看。",
+        ),
+        START_FAILED: Entry(
+            "由于本服务器上的问题，你的服务器未能启动。",
+            "请一分钟后再试；如果一直这样，请告诉组织者（hub 的日志里有原因）。",
+        ),
+        PROFILE_UNKNOWN: Entry(
+            "本服务器没有名为 {profile} 的环境；可选的有：{offered}。",
+            "请在启动页选择其中一个，然后重试。",
+        ),
+        PROFILE_PORTS_FULL: Entry(
+            "本服务器已没有可分配给新服务器的 {port} 端口。",
+            "请选择其他环境，或告诉组织者；你的账号和文件都没有问题。",
+        ),
+    },
+)
+
+CATALOGS: Final[Mapping[str, Catalog]] = {"en": EN, "zh_CN": ZH_CN}
 
 
 def catalog(language: str = DEFAULT_LANGUAGE) -> Catalog:

@@ -12,11 +12,18 @@ DEFAULT_RESERVED = ("superuser", "admin", "root")
 _DEFAULT_HINT = "a lowercase letter first, then up to 31 lowercase letters, digits, '-' or '_'"
 
 
-def describe(pattern: str = DEFAULT_PATTERN) -> str:
-    """What a valid user name looks like, in words for the sign-up page."""
+_DEFAULT_HINTS = {"zh_CN": "以小写字母开头，之后最多 31 个小写字母、数字、“-”或“_”"}
+_PATTERN_HINTS = {"zh_CN": "必须匹配正则表达式 {pattern}"}
+
+
+def describe(pattern: str = DEFAULT_PATTERN, language: str = "en") -> str:
+    """What a valid user name looks like, in words for the sign-up page (in `language` where
+    there are words for it, else English)."""
     if pattern == DEFAULT_PATTERN:
-        return _DEFAULT_HINT
-    return f"it must match the regular expression {pattern}"
+        return _DEFAULT_HINTS.get(language, _DEFAULT_HINT)
+    return _PATTERN_HINTS.get(language, "it must match the regular expression {pattern}").format(
+        pattern=pattern
+    )
 
 
 def name_problem(name: object, pattern: str = DEFAULT_PATTERN) -> str:

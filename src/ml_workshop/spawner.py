@@ -23,7 +23,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 from tornado.iostream import StreamClosedError
 from traitlets import Bool, Dict, Float, Integer, List, Tuple, Unicode, default, observe
 
-from . import alloc, container, messages, profiles, refusals
+from . import alloc, container, i18n, messages, profiles, refusals
 from .store import StateStore
 
 _RUNNING = "running"  # _container_state() of a running container
@@ -36,6 +36,7 @@ class WorkshopSpawner(DockerSpawner):
         help="hub_profiles: the environments offered on the start page (ml_workshop.profiles); "
         "[] = one, the configured image",
     )
+    language = Unicode("en", config=True, help="hub_language: the language of the student's words")
     npu_policy = Unicode("shared", config=True, help="shared, exclusive or static")
     npu_ids = List(Integer(), config=True, help="NPU ids of this host")
     npu_per_user = Integer(1, config=True, help="NPUs per server under the exclusive policy")
@@ -135,14 +136,17 @@ class WorkshopSpawner(DockerSpawner):
         offered = spawner.profile_list()
         if len(offered) <= 1:
             return ""
+        note = i18n.page_text(spawner._language())["profile_missing"]
         try:
             found = await spawner.docker("images")
         except Exception:  # the daemon does not answer: offer everything, the start explains
             spawner.log.warning("Cannot list the images for the profile form", exc_info=True)
-            return profiles.options_form(offered, [p.image for p in offered])
+            return profiles.options_form(offered, [p.image for p in offered], missing_note=note)
         tags = [t for img in found or [] for t in (img.get("RepoTags") or [])]
         chosen = (spawner.user_options or {}).get("profile", "")
-        return profiles.options_form(offered, tags, chosen=chosen if isinstance(chosen, str) else "")
+        return profiles.options_form(
+            offered, tags, chosen=chosen if isinstance(chosen, str) else "", missing_note=note
+        )
 
     def _forget_user_options(self) -> None:
         """JupyterHub saves a start's options before the start and reuses them for later starts
@@ -320,6 +324,7 @@ class WorkshopSpawner(DockerSpawner):
             extra_env=self.container_env,
             profile_env=profile.env,
             port_env={s.env_name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
+            language=self._language(),
         )
         self.npu_allocated = ids
         self.ssh_port = port
@@ -430,8 +435,8 @@ class WorkshopSpawner(DockerSpawner):
     # --- telling the student why --------------------------------------------------------------
 
     def _language(self) -> str:
-        """The language of the student's words (messages.CATALOGS); English for now."""
-        return messages.DEFAULT_LANGUAGE
+        """The language of the student's words (messages.CATALOGS): hub_language."""
+        return self.language if self.language in messages.CATALOGS else messages.DEFAULT_LANGUAGE
 
     def _refuse(
         self, reason: str, *, log: Iterable[str] = (), detail: str = "", **params: object

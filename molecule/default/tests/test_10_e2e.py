@@ -66,6 +66,8 @@ def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
         page.click("#spawn_form button[type=submit]")
     page.wait_for_url(re.compile(rf".*/user/{user}/lab.*"), timeout=240_000)
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
+    if server == "npu2":  # workshop_language: zh_CN there: JupyterLab opens in Chinese (its language pack)
+        page.wait_for_selector(".lm-MenuBar-itemLabel:text-is('文件')", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / f"{server}-3-jupyterlab.png"))
     assert "JupyterLab" in page.title()
     ctx.close()

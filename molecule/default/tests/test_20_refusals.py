@@ -9,6 +9,11 @@ image missing, the container exiting at once (with its safe last log lines and n
 internal), and the start timing out. The hub log names each refusal with the user name. A user
 name that cannot name a container is refused in words through the REST API.
 
+npu2's hub speaks Chinese (hub_language: zh_CN in molecule.yml): every word the student reads is
+asserted exactly as the zh_CN catalog of ml_workshop.messages has it (its English twin, the
+documented wording, is the unit tests'), and the refused start's page, the home page and the
+login page are in Chinese.
+
 How the reasons are produced: a temporary jupyterhub_config.d file puts this suite's students
 on npu2's roster and, through a pre_spawn_hook, gives each one what makes their start fail
 (an image that is not installed, a command that exits, a command that never answers with a
@@ -34,6 +39,8 @@ from conftest import (
     signup,
     superuser_password,
 )
+
+from ml_workshop import i18n, messages
 
 testinfra_hosts = [f"ansible://{PREFIX}-npu2"]
 
@@ -67,6 +74,15 @@ BAD_NAME = "_rf"  # escapes to "-5frf": cannot start a directory name
 FILLERS = [f"rffill{i}" for i in range(1, NPUS + 1)]  # names that need no escaping
 USERS = [*CASES, *FILLERS, BAD_NAME]
 HEX = re.compile(r"[0-9a-fA-F]{32,}")
+LANGUAGE = "zh_CN"  # npu2's hub_language (molecule.yml)
+CATALOG = messages.catalog(LANGUAGE)
+PAGE = i18n.page_text(LANGUAGE)
+
+
+def words(reason, **params):
+    """The sentence and the advice a student reads for `reason`, in npu2's language."""
+    e = messages.explain(reason, language=LANGUAGE, **params)
+    return e.text, e.next
 
 
 class Hub:
@@ -206,6 +222,19 @@ def purge(host, hub):
         hub.wait_up()
 
 
+def test_login_page_speaks_the_hubs_language(browser):
+    """npu2 speaks Chinese: the login page's words are the zh_CN ones, its fields the usual."""
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    page.goto(f"{base_url(SERVER)}/hub/login")
+    assert page.input_value("#login_submit") == PAGE["login_submit"] == "登录"
+    assert page.inner_text("label[for=username_input]").strip() == PAGE["login_username"]
+    assert page.inner_text("label[for=password_input]").strip() == PAGE["login_password"]
+    assert "注册" in page.inner_text("#mlw-signup-link")
+    page.screenshot(path=str(ARTIFACTS / f"{SERVER}-login-zh.png"), full_page=True)
+    ctx.close()
+
+
 def student_page(browser, user):
     ctx = browser.new_context()
     page = ctx.new_page()
@@ -215,6 +244,7 @@ def student_page(browser, user):
 
 def press_start(page, base):
     page.goto(f"{base}/hub/home")
+    assert page.inner_text("#start").strip() == PAGE["home_start"], "the home page is not in npu2's language"
     page.click("#start")
 
 
@@ -222,7 +252,7 @@ def refusal(page, shot, timeout=60_000):
     """The words on the page the student sees once the start has failed."""
     page.wait_for_selector("#mlw-refusal-title", timeout=timeout)
     page.screenshot(path=str(ARTIFACTS / f"{SERVER}-refusal-{shot}.png"), full_page=True)
-    assert page.inner_text("#mlw-refusal-title") == "Your server could not start"
+    assert page.inner_text("#mlw-refusal-title") == CATALOG.title
     return re.sub(r"\s+", " ", page.inner_text("#mlw-refusal-box"))
 
 
@@ -238,10 +268,8 @@ def test_no_free_npu(site, host, browser):
     ctx, page = student_page(browser, "nora")
     press_start(page, site["base"])
     text = refusal(page, "1-npu-full")
-    assert (
-        f"No free NPU on this server: all {NPUS} NPUs are in use by other students' servers "
-        "(1 needed, 0 free). Please try again later or ask the organisers."
-    ) in text
+    said, advice = words(messages.NPU_FULL, total=NPUS, needed=1, free=0)
+    assert f"{said} {advice}" in text
     site["nora"] = (ctx, page)
 
 
@@ -252,12 +280,13 @@ def test_try_again_tries_again_and_says_the_image_is_missing(site, host):
     hub.wait(FILLERS, ready=False)
     ctx, page = site.pop("nora")
     with page.expect_navigation():
-        page.get_by_role("button", name="Try again").click()
+        page.get_by_role("button", name=CATALOG.retry).click()
     text = refusal(page, "2-image-missing")
-    assert "No free NPU" not in text, "Try again replayed the old error"
-    assert (
-        f"The environment image {MISSING_IMAGE} is not installed on this server. Please tell the organisers"
-    ) in text
+    assert words(messages.NPU_FULL, total=NPUS, needed=1, free=0)[0] not in text, (
+        "Try again replayed the old error"
+    )
+    said, advice = words(messages.IMAGE_MISSING, image=MISSING_IMAGE)
+    assert f"{said} {advice}" in text
     assert not re.search(r"(?i)docker|404|No such image", text)
     ctx.close()
 
@@ -266,7 +295,7 @@ def test_container_exiting_at_once_shows_its_safe_last_lines(site, browser):
     ctx, page = student_page(browser, "xena")
     press_start(page, site["base"])
     text = refusal(page, "3-exited")
-    assert "Your server stopped right after it started (exit code 3)." in text
+    assert words(messages.EXITED, code=3)[0] in text and CATALOG.log_heading in text
     assert "course setup: the notebook list is empty, giving up" in text
     assert "JSONDecodeError" in text
     assert "JUPYTERHUB_API_TOKEN=[hidden]" in text
@@ -280,8 +309,8 @@ def test_start_timing_out(site, browser):
     ctx, page = student_page(browser, "tess")
     press_start(page, site["base"])
     text = refusal(page, "4-timeout")
-    assert "Your server did not answer within 5 seconds, so its start was stopped." in text
-    assert "please try again in a minute" in text
+    said, advice = words(messages.START_TIMEOUT, seconds=5)
+    assert f"{said} {advice}" in text
     ctx.close()
 
 
@@ -291,7 +320,7 @@ def test_pressing_start_again_from_home_tries_again(site, browser, host):
     since = now(host)
     ctx, page = student_page(browser, "tess")
     press_start(page, site["base"])
-    assert "did not answer within 5 seconds" in refusal(page, "5-timeout-again")
+    assert words(messages.START_TIMEOUT, seconds=5)[0] in refusal(page, "5-timeout-again")
     ctx.close()
     assert "Start of tess's server refused [start_timeout]" in journal_since(host, since)
 
@@ -301,7 +330,7 @@ def test_unusable_name_is_refused_in_words(site):
     assert hub("POST", f"/users/{BAD_NAME}").status_code in (201, 409)
     r = hub("POST", f"/users/{BAD_NAME}/server")
     assert r.status_code == 400
-    assert r.json()["message"].startswith(f"The user name {BAD_NAME} cannot be used for a server here")
+    assert r.json()["message"].startswith(words(messages.BAD_NAME, name=BAD_NAME)[0])
 
 
 def test_admin_reads_each_reason_with_the_user_in_the_hub_log(site, host):

@@ -27,10 +27,21 @@ class _MissingPackage:
 
 
 try:
-    from ml_workshop import alloc, collect, content, firewall, hostfiles, hubconfig, names, profiles, tls
+    from ml_workshop import (
+        alloc,
+        collect,
+        content,
+        firewall,
+        hostfiles,
+        hubconfig,
+        i18n,
+        names,
+        profiles,
+        tls,
+    )
 except ImportError as _error:  # the package is not installed where Ansible runs
-    alloc = collect = content = firewall = hostfiles = hubconfig = names = profiles = tls = _MissingPackage(
-        "hub_*", _error
+    alloc = collect = content = firewall = hostfiles = hubconfig = i18n = names = profiles = tls = (
+        _MissingPackage("hub_*", _error)
     )
 
 
@@ -60,4 +71,5 @@ class FilterModule:
             "hub_collect_summary": collect.summary_table,
             "hub_unchanged_files": hostfiles.unchanged_files,
             "hub_profile_problems": profiles.profile_problems,
+            "hub_language_problem": i18n.language_problem,
         }
