@@ -342,3 +342,34 @@ def test_unknown_profile_is_refused_before_anything_is_allocated(tmp_path):
     with pytest.raises(refusals.StartRefused):
         asyncio.run(sp._start(deadline=1e18))
     assert sp.orm_spawner.user_options == {} and committed == [1]
+
+
+def test_a_docker_profile_needs_the_sites_consent():
+    docker = [dict(THREE[0], slug="docker", docker=True)]
+    problems = profiles.profile_problems(docker)
+    assert any("set hub_student_docker: true" in p and "root" in p for p in problems), problems
+    assert profiles.profile_problems(docker, student_docker=True) == []
+    assert profiles.parse(docker, student_docker=True)[0].docker
+    assert any(
+        "docker must be true or false" in p for p in profiles.profile_problems([dict(THREE[0], docker="yes")])
+    )
+
+
+def test_docker_engine_container_settings(tmp_path):
+    parsed = profiles.parse(
+        [*THREE, dict(THREE[0], slug="docker", display_name="Docker", docker=True)], student_docker=True
+    )
+    sp = make(tmp_path, "olga", profiles=[], student_docker=True)
+    sp.apply_allocation([], 22222, profile=parsed[3], extra_ports={})
+    hc = sp.extra_host_config
+    assert "SYS_ADMIN" in hc["cap_add"] and "SYS_MODULE" not in hc["cap_add"] and hc["privileged"] is False
+    assert hc["security_opt"] == ["seccomp=unconfined", "apparmor=unconfined"] and hc["cgroupns"] == "host"
+    assert sp.volumes["ml-workshop-docker-olga"] == {"bind": "/var/lib/docker", "mode": "rw"}
+    assert sp.volumes["/sys/fs/cgroup"]["mode"] == "rw"
+    assert not any("docker.sock" in v for v in sp.volumes)
+    assert sp.environment["MLW_DOCKER"] == "yes"
+    # the same profile without the site's consent (a hub whose setting was turned off): no engine
+    off = make(tmp_path, "olga", profiles=[], student_docker=False)
+    off.apply_allocation([], 22222, profile=parsed[3], extra_ports={})
+    assert "SYS_ADMIN" not in off.extra_host_config["cap_add"] and "MLW_DOCKER" not in off.environment
+    assert off.extra_host_config["security_opt"] == ["no-new-privileges:true"]

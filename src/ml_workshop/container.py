@@ -30,6 +30,28 @@ DEFAULT_CAP_ADD = (
     "AUDIT_WRITE",
 )
 
+# A profile with its own Docker engine (hub_student_docker, profile docker: true) runs dockerd
+# inside the student's container, which needs what Docker's --privileged gives, short of the host
+# kernel's modules, clock and boot: with CAP_SYS_ADMIN, seccomp and AppArmor off and the host's
+# cgroups writable, such a student is root on the host (the README's threat model says so).
+DOCKER_ENGINE_CAPS = (
+    *DEFAULT_CAP_ADD,
+    "DAC_READ_SEARCH",
+    "FSETID",
+    "IPC_LOCK",
+    "LEASE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "SETFCAP",
+    "SETPCAP",
+    "SYS_ADMIN",
+    "SYS_NICE",
+    "SYS_PTRACE",
+)
+DOCKER_VOLUME_PREFIX = "ml-workshop-docker"  # + the user name: the engine's /var/lib/docker
+
 _SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -87,6 +109,16 @@ def volumes(
     return vols
 
 
+def docker_engine_volumes(escaped_username: str) -> dict[str, dict[str, str]]:
+    """The mounts of a container that runs its own Docker engine: a named volume per student for
+    /var/lib/docker (its images survive restarts; overlayfs needs a real directory below it) and
+    the host's cgroups read-write (dockerd creates its containers' cgroups there)."""
+    return {
+        f"{DOCKER_VOLUME_PREFIX}-{safe_name(escaped_username)}": {"bind": "/var/lib/docker", "mode": "rw"},
+        "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+    }
+
+
 def npu_devices(npu_ids: Iterable[int], access: Mapping[str, Any]) -> list[str]:
     """Device strings (host:container:rwm) for the NPUs plus the shared management devices."""
     if not npu_ids:
@@ -141,6 +173,7 @@ def host_config(
     no_new_privileges: bool = True,
     init: bool = True,
     extra_ports: Mapping[int, int] | None = None,
+    docker_engine: bool = False,
 ) -> dict[str, Any]:
     """extra_host_config for DockerSpawner: NPU devices (or the Ascend runtime), the published
     SSH port and the profile's ports ({container port: host port}, on the same address), limits
@@ -164,7 +197,13 @@ def host_config(
         # (DockerSpawner.remove) and removes a leftover one before the next start.
         "auto_remove": False,
     }
-    if no_new_privileges:
+    if docker_engine:
+        # its own dockerd (hub_student_docker): see DOCKER_ENGINE_CAPS. Still never privileged,
+        # never the host's Docker socket.
+        cfg["cap_add"] = sorted(set(cap_add) | set(DOCKER_ENGINE_CAPS))
+        cfg["security_opt"] = ["seccomp=unconfined", "apparmor=unconfined"]
+        cfg["cgroupns"] = "host"
+    elif no_new_privileges:
         cfg["security_opt"] = ["no-new-privileges:true"]
     if npu_runtime == "ascend":
         if npu_ids:

@@ -247,7 +247,8 @@ def apply(c, s):
     # The start page's environments (ml_workshop.profiles; checked again here, the preflight did
     # first). Never DockerSpawner's allowed_images: a student names a profile, not an image.
     ws.profiles = list(sp.get("profiles") or [])
-    profiles.parse(ws.profiles, sp["ssh_port_range"], sp["ssh_reserved_ports"])
+    ws.student_docker = bool(sp.get("student_docker", False))
+    profiles.parse(ws.profiles, sp["ssh_port_range"], sp["ssh_reserved_ports"], ws.student_docker)
     ws.pull_policy = sp["pull_policy"]
     ws.remove = True  # a fresh container per start; work lives on the host
     ws.network_name = sp["network"]

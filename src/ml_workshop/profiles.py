@@ -24,7 +24,18 @@ _PORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # What the spawner sets itself: a profile's env may not change it.
 _RESERVED_ENV = re.compile(r"^(JUPYTERHUB_|JPY_|MLW_SSH_|MLW_PORT_|ASCEND_VISIBLE_DEVICES$|MEM_|CPU_)")
-_KEYS = {"slug", "display_name", "description", "image", "npus", "ports", "env", "default_url", "default"}
+_KEYS = {
+    "slug",
+    "display_name",
+    "description",
+    "image",
+    "npus",
+    "ports",
+    "env",
+    "default_url",
+    "default",
+    "docker",
+}
 _PORT_KEYS = {"name", "container_port", "range", "label", "scheme"}
 # Container ports the student image uses itself (sshd, the notebook server).
 _TAKEN_CONTAINER_PORTS = {22, 8888}
@@ -64,6 +75,7 @@ class Profile:
     ports: tuple[PortSpec, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     default_url: str = ""
+    docker: bool = False  # its own Docker engine in the container (needs hub_student_docker)
 
     @property
     def takes_npus(self) -> bool:
@@ -124,7 +136,10 @@ def _port_problems(where: str, raw: Any) -> list[str]:
 
 
 def profile_problems(
-    raw: Any, ssh_port_range: Sequence[int] = (), reserved_ports: Iterable[int] = ()
+    raw: Any,
+    ssh_port_range: Sequence[int] = (),
+    reserved_ports: Iterable[int] = (),
+    student_docker: bool = False,
 ) -> list[str]:
     """Every problem of a `hub_profiles` value, each naming the variable; [] when usable.
 
@@ -176,6 +191,13 @@ def profile_problems(
             out.append(f"{where}.default_url must be empty or a path such as /lab, not {url!r}")
         if p.get("default", False) not in (True, False):
             out.append(f"{where}.default must be true or false")
+        if p.get("docker", False) not in (True, False):
+            out.append(f"{where}.docker must be true or false")
+        elif p.get("docker") is True and not student_docker:
+            out.append(
+                f"{where}.docker: true gives its students their own Docker engine, which makes them root "
+                "on this host; set hub_student_docker: true to allow it (a trusted class only)"
+            )
         defaults += p.get("default") is True
         env = p.get("env", {})
         if not isinstance(env, Mapping):
@@ -221,9 +243,14 @@ def profile_problems(
     return out
 
 
-def parse(raw: Any, ssh_port_range: Sequence[int] = (), reserved_ports: Iterable[int] = ()) -> list[Profile]:
+def parse(
+    raw: Any,
+    ssh_port_range: Sequence[int] = (),
+    reserved_ports: Iterable[int] = (),
+    student_docker: bool = False,
+) -> list[Profile]:
     """The profiles of a checked `hub_profiles` value (ValueError listing every problem)."""
-    problems = profile_problems(raw, ssh_port_range, reserved_ports)
+    problems = profile_problems(raw, ssh_port_range, reserved_ports, student_docker)
     if problems:
         raise ValueError("; ".join(problems))
     out = []
@@ -248,6 +275,7 @@ def parse(raw: Any, ssh_port_range: Sequence[int] = (), reserved_ports: Iterable
                 ports=ports,
                 env={k: str(v) for k, v in (p.get("env") or {}).items()},
                 default_url=p.get("default_url", ""),
+                docker=p.get("docker") is True,
             )
         )
     # the default first: what a start without a choice (REST API, no form) gets

@@ -37,6 +37,11 @@ class WorkshopSpawner(DockerSpawner):
         "[] = one, the configured image",
     )
     language = Unicode("en", config=True, help="hub_language: the language of the student's words")
+    student_docker = Bool(
+        False,
+        config=True,
+        help="hub_student_docker: profiles with docker: true may run their own Docker engine",
+    )
     npu_policy = Unicode("shared", config=True, help="shared, exclusive or static")
     npu_ids = List(Integer(), config=True, help="NPU ids of this host")
     npu_per_user = Integer(1, config=True, help="NPUs per server under the exclusive policy")
@@ -107,7 +112,7 @@ class WorkshopSpawner(DockerSpawner):
             return profiles.single(self.image)
         if self._parsed_profiles is None:
             self._parsed_profiles = profiles.parse(
-                self.profiles, self.ssh_port_range, self.ssh_reserved_ports
+                self.profiles, self.ssh_port_range, self.ssh_reserved_ports, self.student_docker
             )
         return self._parsed_profiles
 
@@ -288,6 +293,9 @@ class WorkshopSpawner(DockerSpawner):
         )
         if self.npu_runtime != "ascend":
             vols.update(container.npu_binds(ids, self.npu_access))
+        docker_engine = profile.docker and self.student_docker
+        if docker_engine:
+            vols.update(container.docker_engine_volumes(self.escaped_name))
         # DockerSpawner str.formats volumes, extra_host_config and extra_create_kwargs (labels()
         # escapes its own values): a `{` in any of them must reach Docker as it is.
         self.volumes = container.format_escape(container.check_no_docker_socket(vols))
@@ -304,6 +312,7 @@ class WorkshopSpawner(DockerSpawner):
                 no_new_privileges=self.no_new_privileges,
                 init=init,
                 extra_ports=published,
+                docker_engine=docker_engine,
             )
         )
         self.extra_create_kwargs = {
@@ -326,6 +335,8 @@ class WorkshopSpawner(DockerSpawner):
             port_env={s.env_name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
             language=self._language(),
         )
+        if docker_engine:
+            self.environment["MLW_DOCKER"] = "yes"  # the image's start script starts dockerd
         self.npu_allocated = ids
         self.ssh_port = port
         self.profile_slug = profile.slug

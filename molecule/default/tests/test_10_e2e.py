@@ -60,6 +60,7 @@ def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
             "ml-workshop",
             "hcie",
             "openclaw",
+            "docker",  # molecule.yml: hub_profiles_extra, hub_student_docker
         ]
         assert page.is_checked("input[name=profile][value=ml-workshop]"), "ML Workshop is the default"
         page.screenshot(path=str(ARTIFACTS / f"{server}-3-profiles.png"), full_page=True)

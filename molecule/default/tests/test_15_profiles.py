@@ -239,6 +239,38 @@ def test_openclaw_showcase_gives_each_student_their_own_gateway(host, hub, brows
     assert probe(host, port, token)[0]
 
 
+def test_docker_lab_runs_its_own_engine_and_only_there(host, hub):
+    """hub_student_docker with a docker: true profile (molecule.yml): olga's container runs its own
+    Docker engine and she runs an image she built inside it; alice's container (a profile without
+    docker: true) keeps every restriction (all capabilities dropped but the few listed, no-new-privileges)."""
+    r = hub.api("POST", "/users/olga/server", json={"profile": "docker"})
+    assert r.status_code in (201, 202), r.text[:300]
+    deadline = time.time() + 180
+    while not (hub.server_state("olga") or {}).get("ready"):
+        assert time.time() < deadline, "olga's Docker Lab server did not start"
+        time.sleep(1)
+    try:
+        info = inspect(host, "olga")
+        hc = info["HostConfig"]
+        assert not hc["Privileged"] and "SYS_ADMIN" in hc["CapAdd"] and "SYS_MODULE" not in hc["CapAdd"]
+        assert "seccomp=unconfined" in hc["SecurityOpt"]
+        assert any(m["Destination"] == "/var/lib/docker" and m["Type"] == "volume" for m in info["Mounts"])
+        assert not any("docker.sock" in m["Source"] for m in info["Mounts"]), "never the host's engine"
+        build = (
+            "set -e; for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; "
+            'files="/bin/echo $(ldd /bin/echo | grep -o "/[^ ]*")"; '
+            "tar -ch $files 2>/dev/null | docker import - olga-mini >/dev/null; "
+            "docker run --rm olga-mini /bin/echo built-and-run-by-olga"
+        )
+        out = host.check_output(f"docker exec -u student ml-workshop-user-olga bash -c {shlex.quote(build)}")
+        assert out.strip().endswith("built-and-run-by-olga")
+    finally:
+        stop(hub, "olga")
+    hc = inspect(host, "alice")["HostConfig"]  # OpenClaw Showcase here: no engine, every restriction kept
+    assert hc["CapDrop"] == ["ALL"] and "SYS_ADMIN" not in hc["CapAdd"]
+    assert "no-new-privileges:true" in hc["SecurityOpt"]
+
+
 def test_a_profile_not_offered_is_refused_in_words(hub):
     stop(hub, "alice")
     r = hub.api("POST", "/users/alice/server", json={"profile": "root-shell"})
