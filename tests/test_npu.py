@@ -286,3 +286,27 @@ def test_image_pairing_problems_name_the_variable_and_the_pairing():
         npu.image_pairing_problems({"v": "x/cann:9.9.9-910b"}, "24.1.rc1", list(npu.KNOWN_PAIRINGS) + extra)
         == []
     )
+
+
+def test_torch_npu_pair_follows_the_ascend_table():
+    """torch + torch_npu per CANN (the Ascend Extension for PyTorch README's table)."""
+    assert npu.torch_npu_pair("8.2.rc1") == ("2.6.0", "2.6.0")  # the tag's spelling, newest first
+    assert npu.torch_npu_pair("8.2.RC1", "2.5.1") == ("2.5.1", "2.5.1.post1")
+    assert npu.torch_npu_pair("8.0.RC2", "2.2.0") == ("2.2.0", "2.2.0.post2")  # the HCIE course's pair
+    assert npu.torch_npu_pair("8.0.0") == ("2.4.0", "2.4.0.post2")
+    with pytest.raises(ValueError, match="images_user_torch_version 2.9.0 is not supported by CANN 8.2.RC1"):
+        npu.torch_npu_pair("8.2.RC1", "2.9.0")
+    with pytest.raises(ValueError, match="CANN 7.0.0 is not in the torch/torch_npu table"):
+        npu.torch_npu_pair("7.0.0")
+    with pytest.raises(ValueError, match="images_user_base_image"):
+        npu.torch_npu_pair("")
+    for rows in npu.TORCH_NPU_PAIRS.values():  # newest PyTorch first, torch_npu of the same release
+        versions = [t for t, _ in rows]
+        assert versions == sorted(versions, key=npu.version_key, reverse=True)
+        assert all(n.startswith(t) for t, n in rows)
+
+
+def test_torch_npu_problems_name_the_variable():
+    assert npu.torch_npu_problems("quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11") == []
+    (problem,) = npu.torch_npu_problems("debian:bookworm")
+    assert "images_user_npu_stack" in problem and "images_user_base_image" in problem

@@ -506,3 +506,65 @@ def image_pairing_problems(
         )
         problems.append(f"{var} {image} carries CANN {cann}, {pairs}, but the host's driver is {driver}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch on the NPU: torch + torch_npu per CANN version
+# ---------------------------------------------------------------------------------------------
+# The "Ascend Auxiliary Software" table of the Ascend Extension for PyTorch README
+# (https://github.com/Ascend/pytorch#ascend-auxiliary-software): for each CANN release the PyTorch
+# versions it supports and the torch_npu package of each, newest PyTorch first.
+TORCH_NPU_PAIRS: dict[str, list[tuple[str, str]]] = {
+    "8.5.0": [
+        ("2.9.0", "2.9.0"),
+        ("2.8.0", "2.8.0.post2"),
+        ("2.7.1", "2.7.1.post2"),
+        ("2.6.0", "2.6.0.post5"),
+    ],
+    "8.3.RC1": [("2.8.0", "2.8.0"), ("2.7.1", "2.7.1"), ("2.6.0", "2.6.0.post3"), ("2.1.0", "2.1.0.post17")],
+    "8.2.RC1": [("2.6.0", "2.6.0"), ("2.5.1", "2.5.1.post1"), ("2.1.0", "2.1.0.post13")],
+    "8.1.RC1": [
+        ("2.5.1", "2.5.1"),
+        ("2.4.0", "2.4.0.post4"),
+        ("2.3.1", "2.3.1.post6"),
+        ("2.1.0", "2.1.0.post12"),
+    ],
+    "8.0.0": [("2.4.0", "2.4.0.post2"), ("2.3.1", "2.3.1.post4"), ("2.1.0", "2.1.0.post10")],
+    "8.0.RC2": [("2.3.1", "2.3.1"), ("2.2.0", "2.2.0.post2"), ("2.1.0", "2.1.0.post6")],
+    "8.0.RC1": [("2.2.0", "2.2.0"), ("2.1.0", "2.1.0.post3")],
+}
+
+
+def torch_npu_pair(cann: str, torch: str = "") -> tuple[str, str]:
+    """(torch, torch_npu) for a CANN version: `torch` when given, else the newest PyTorch that
+    CANN supports. ValueError, naming the images role's variables, when the table has no such pair."""
+    cann = str(cann or "").strip()
+    if not cann:
+        raise ValueError(
+            "images_user_npu_stack needs the CANN version of the student image's base, read from a CANN "
+            "image's tag (images_user_base_image, e.g. quay.io/ascend/cann:8.2.rc1-910b-ubuntu22.04-py3.11)"
+        )
+    rows = next((v for k, v in TORCH_NPU_PAIRS.items() if _same(k, cann)), None)
+    if rows is None:
+        raise ValueError(
+            f"images_user_npu_stack: CANN {cann} is not in the torch/torch_npu table "
+            f"(known: {', '.join(TORCH_NPU_PAIRS)}; ml_workshop.npu.TORCH_NPU_PAIRS)"
+        )
+    if not torch:
+        return rows[0]
+    for t, n in rows:
+        if _same(t, str(torch)):
+            return t, n
+    raise ValueError(
+        f"images_user_torch_version {torch} is not supported by CANN {cann} "
+        f"(it supports PyTorch {', '.join(t for t, _ in rows)})"
+    )
+
+
+def torch_npu_problems(image: str, torch: str = "") -> list[str]:
+    """The images role's preflight: [] when a pair can be chosen for the base image's CANN."""
+    try:
+        torch_npu_pair(image_cann_version(image), torch)
+    except ValueError as e:
+        return [str(e)]
+    return []

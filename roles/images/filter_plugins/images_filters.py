@@ -46,4 +46,8 @@ class FilterModule:
     def filters(self):
         return {
             "images_cann_pairing_problems": _cann_problems,
+            "images_torch_npu_problems": npu.torch_npu_problems,
+            "images_torch_npu_pair": lambda image, torch="": list(
+                npu.torch_npu_pair(npu.image_cann_version(image), torch)
+            ),
         }
