@@ -390,19 +390,20 @@ class WorkshopSpawner(DockerSpawner):
         if self._configured_default_url is None:
             self._configured_default_url = self.default_url
         self.default_url = profile.default_url or self._configured_default_url
-        config = await self._image_config()
-        if config is None and self.pull_policy.lower() in ("never", "skip"):
-            # refused before anything is allocated; the start page greys such a profile out
-            raise self._refuse(
-                messages.IMAGE_MISSING,
-                image=self.image,
-                detail=f"profile {profile.slug}: image not on this host",
-            )
         try:
             ids, port = await self._allocate(profile)
         except alloc.AllocationError as e:
             raise self._refuse(e.reason, detail=str(e), **e.params) from e
         try:
+            # after the allocation, so a student without a free NPU hears that first (it is what
+            # they can wait for); the allocation is released below when the image is missing
+            config = await self._image_config()
+            if config is None and self.pull_policy.lower() in ("never", "skip"):
+                raise self._refuse(
+                    messages.IMAGE_MISSING,
+                    image=self.image,
+                    detail=f"profile {profile.slug}: image not on this host",
+                )
             self._ensure_work_dir()
             self.apply_allocation(ids, port, init=self._docker_init_for(config), profile=profile)
             self.log.info(
