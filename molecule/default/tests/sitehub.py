@@ -95,10 +95,11 @@ class Hub:
             return None
         return r.json().get("servers", {}).get("")
 
-    def start(self, user, timeout=180):
+    def start(self, user, timeout=180, options=None):
+        """Start `user`'s server (with these user_options, e.g. {"profile": "hcie"}) and wait until ready."""
         if self.api("GET", f"/users/{user}").status_code == 404:
             self.api("POST", f"/users/{user}")
-        r = self.api("POST", f"/users/{user}/server")
+        r = self.api("POST", f"/users/{user}/server", **({"json": options} if options is not None else {}))
         assert r.status_code in (201, 202, 400), f"start {user}: {r.status_code} {r.text[:300]}"
         deadline = time.time() + timeout
         while time.time() < deadline:

@@ -208,12 +208,7 @@ def test_openclaw_showcase_gives_each_student_their_own_gateway(host, hub, brows
 
     # olga: her own gateway, port and token (started through the REST API with the profile)
     assert hub.api("POST", "/users/olga").status_code in (201, 409)
-    r = hub.api("POST", "/users/olga/server", json={"profile": "openclaw"})
-    assert r.status_code in (201, 202), r.text[:300]
-    deadline = time.time() + 180
-    while not (hub.server_state("olga") or {}).get("ready"):
-        assert time.time() < deadline, "olga's OpenClaw server did not start"
-        time.sleep(1)
+    hub.start("olga", options={"profile": "openclaw"})
     try:
         olga_port = int(inspect(host, "olga")["Config"]["Labels"]["ml-workshop.port.openclaw"])
         olga_token = host.file(f"{WORK}/olga/.openclaw/gateway-token").content_string.strip()
@@ -228,12 +223,7 @@ def test_openclaw_showcase_gives_each_student_their_own_gateway(host, hub, brows
 
     # a restart keeps her port and her token
     stop(hub, "alice")
-    r = hub.api("POST", "/users/alice/server", json={"profile": "openclaw"})
-    assert r.status_code in (201, 202), r.text[:300]
-    deadline = time.time() + 180
-    while not (hub.server_state("alice") or {}).get("ready"):
-        assert time.time() < deadline
-        time.sleep(1)
+    hub.start("alice", options={"profile": "openclaw"})
     assert int(inspect(host, "alice")["Config"]["Labels"]["ml-workshop.port.openclaw"]) == port
     assert host.file(f"{WORK}/alice/.openclaw/gateway-token").content_string.strip() == token
     assert probe(host, port, token)[0]
@@ -243,12 +233,7 @@ def test_docker_lab_runs_its_own_engine_and_only_there(host, hub):
     """hub_student_docker with a docker: true profile (molecule.yml): olga's container runs its own
     Docker engine and she runs an image she built inside it; alice's container (a profile without
     docker: true) keeps every restriction (all capabilities dropped but the few listed, no-new-privileges)."""
-    r = hub.api("POST", "/users/olga/server", json={"profile": "docker"})
-    assert r.status_code in (201, 202), r.text[:300]
-    deadline = time.time() + 180
-    while not (hub.server_state("olga") or {}).get("ready"):
-        assert time.time() < deadline, "olga's Docker Lab server did not start"
-        time.sleep(1)
+    hub.start("olga", options={"profile": "docker"})
     try:
         info = inspect(host, "olga")
         hc = info["HostConfig"]
@@ -287,12 +272,7 @@ def test_a_start_without_a_choice_runs_the_last_one_then_back_to_ml_workshop(hos
     hub.start("alice")
     assert inspect(host, "alice")["Config"]["Labels"]["ml-workshop.profile"] == "openclaw"
     stop(hub, "alice")
-    r = hub.api("POST", "/users/alice/server", json={"profile": "ml-workshop"})
-    assert r.status_code in (201, 202), r.text[:300]
-    deadline = time.time() + 180
-    while not (hub.server_state("alice") or {}).get("ready"):
-        assert time.time() < deadline
-        time.sleep(1)
+    hub.start("alice", options={"profile": "ml-workshop"})
     info = inspect(host, "alice")
     assert info["Config"]["Labels"]["ml-workshop.profile"] == "ml-workshop"
     assert info["Config"]["Image"] == "ml-workshop-user:latest"
