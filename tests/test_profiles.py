@@ -339,9 +339,10 @@ def test_unknown_profile_is_refused_before_anything_is_allocated(tmp_path):
     sp.orm_spawner = SimpleNamespace(user_options={"profile": "root-shell"}, server=None, name="")
     sp.db = SimpleNamespace(commit=lambda: committed.append(1))
     sp.user_options = {"profile": "root-shell"}
+    sp.profile_slug = "hcie"  # her last start's profile (the spawner's state): put back
     with pytest.raises(refusals.StartRefused):
         asyncio.run(sp._start(deadline=1e18))
-    assert sp.orm_spawner.user_options == {} and committed == [1]
+    assert sp.orm_spawner.user_options == {"profile": "hcie"} == sp.user_options and committed == [1]
 
 
 def test_a_docker_profile_needs_the_sites_consent():

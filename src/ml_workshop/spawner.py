@@ -155,11 +155,14 @@ class WorkshopSpawner(DockerSpawner):
 
     def _forget_user_options(self) -> None:
         """JupyterHub saves a start's options before the start and reuses them for later starts
-        without options: refused ones would refuse every such start. Forget them."""
-        self.user_options = {}
+        without options: refused ones would refuse every such start. Put back the profile of the
+        last start (the spawner's state, kept across hub restarts) or nothing."""
+        known = {p.slug for p in self.profile_list()}
+        good = {"profile": self.profile_slug} if self.profile_slug in known else {}
+        self.user_options = dict(good)
         orm = getattr(self, "orm_spawner", None)
         if orm is not None and self.db is not None:
-            orm.user_options = {}
+            orm.user_options = dict(good)
             self.db.commit()
 
     def _choose_profile(self) -> profiles.Profile:

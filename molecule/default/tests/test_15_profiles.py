@@ -256,19 +256,32 @@ def test_docker_lab_runs_its_own_engine_and_only_there(host, hub):
     assert "no-new-privileges:true" in hc["SecurityOpt"]
 
 
-def test_a_profile_not_offered_is_refused_in_words(hub):
-    stop(hub, "alice")
-    r = hub.api("POST", "/users/alice/server", json={"profile": "root-shell"})
+# Every test here takes `host` (testinfra's per-host parametrisation): pytest then keeps this file's
+# order; a test without it would run after all the others.
+
+
+def test_a_profile_not_offered_is_refused_in_words_and_forgotten(host, hub):
+    """olga's last start was Docker Lab. A start asking for a profile this hub does not offer is
+    refused in words listing those it does; JupyterHub had already saved the refused options as the
+    ones to reuse, so the spawner puts her last good choice back: her next start without options
+    is Docker Lab again, not a refusal."""
+    r = hub.api("POST", "/users/olga/server", json={"profile": "root-shell"})
     assert r.status_code == 400, r.text[:300]
     assert "There is no environment root-shell on this server" in r.text
     assert "ML Workshop, HCIE Lab, OpenClaw Showcase" in r.text
-    assert not hub.server_state("alice")
+    assert not hub.server_state("olga")
+    hub.start("olga")
+    try:
+        assert inspect(host, "olga")["Config"]["Labels"]["ml-workshop.profile"] == "docker"
+    finally:
+        stop(hub, "olga")
 
 
 def test_a_start_without_a_choice_runs_the_last_one_then_back_to_ml_workshop(host, hub):
     """JupyterHub keeps a server's last user_options: a start without options (REST API, a
-    restart) runs the profile of the last successful start (OpenClaw; the refused one did not
-    count). alice then goes back to ML Workshop for the later suites."""
+    restart) runs the profile of the last start (alice's: OpenClaw Showcase). alice then goes back
+    to ML Workshop, as the later suites expect."""
+    stop(hub, "alice")
     hub.start("alice")
     assert inspect(host, "alice")["Config"]["Labels"]["ml-workshop.profile"] == "openclaw"
     stop(hub, "alice")
