@@ -111,10 +111,12 @@ def test_hcie_holds_exactly_its_configured_npus(host):
     host.check_output(f"docker exec {HCIE} sh -c 'test -c /dev/davinci1 && test -c /dev/davinci3'")
 
 
-def test_npus_of_the_services_published(host):
+def test_npus_and_ports_of_the_services_published(host):
+    """The hub's contract: the NPUs the services hold, and the host ports they publish (HCIE's
+    127.0.0.1:18888:8888, OpenClaw's 18790), which students' SSH and profile ports skip."""
     f = host.file("/etc/ansible/facts.d/workshop_services.fact")
     assert f.user == "root" and f.mode == 0o644
-    assert json.loads(f.content_string) == {"npu_ids": [1, 3]}
+    assert json.loads(f.content_string) == {"npu_ids": [1, 3], "ports": [18888, 18790]}
 
 
 def test_openclaw_mounts_ports_and_state(host):
