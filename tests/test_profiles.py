@@ -374,3 +374,16 @@ def test_docker_engine_container_settings(tmp_path):
     off.apply_allocation([], 22222, profile=parsed[3], extra_ports={})
     assert "SYS_ADMIN" not in off.extra_host_config["cap_add"] and "MLW_DOCKER" not in off.environment
     assert off.extra_host_config["security_opt"] == ["no-new-privileges:true"]
+
+
+def test_the_last_profile_survives_a_stop_in_the_spawner_state(tmp_path):
+    """JupyterHub stores get_state() after clear_state() when a server stops and builds new spawner
+    objects from it: the last profile must be there for _forget_user_options."""
+    sp = make(tmp_path, "olga")
+    sp.profile_slug = "openclaw"
+    sp.clear_state()
+    state = sp.get_state()
+    assert state["profile"] == "openclaw" and "npus" not in state
+    fresh = make(tmp_path, "olga")
+    fresh.load_state(state)
+    assert fresh.profile_slug == "openclaw"

@@ -578,8 +578,11 @@ class WorkshopSpawner(DockerSpawner):
         if self.object_id:
             state["npus"] = list(self.npu_allocated)
             state["ssh_port"] = self.ssh_port
-            state["profile"] = self.profile_slug
             state["profile_ports"] = dict(self.profile_ports)
+        if self.profile_slug:
+            # kept while the server is stopped too (clear_state leaves it): the last good choice
+            # that _forget_user_options puts back, also in a new spawner object or after a restart
+            state["profile"] = self.profile_slug
         return state
 
     def load_state(self, state: dict[str, Any]) -> None:

@@ -70,9 +70,8 @@ def test_student_signs_up_is_approved_and_gets_jupyterlab(host, browser):
     page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
     if server == "npu2":  # workshop_language: zh_CN there: JupyterLab's default language is Chinese
         # What the hub and the image do: the language pack is offered and JupyterLab's settings
-        # default to it (overrides.json from MLW_LANGUAGE). The menus of a new server's first load
-        # were seen in English while a later load of the same server was Chinese (session 9, not
-        # understood yet; README, hub Language): the rendered menu is not asserted.
+        # default to it (overrides.json from MLW_LANGUAGE), on bob's FIRST start (an umask left at
+        # 077 by the first start's password generation once made the file unreadable).
         hub = Hub(server)
         plugin = hub.user_server(user, "/lab/api/settings/@jupyterlab/translation-extension:plugin").json()
         assert plugin["schema"]["properties"]["locale"]["default"] == "zh_CN"
