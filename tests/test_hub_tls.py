@@ -164,11 +164,17 @@ def test_apply_with_tls_makes_the_hub_https_with_secure_cookies(tmp_path):
     assert hub.cookie_options == {"secure": True}
     assert hub.tornado_settings["xsrf_cookie_kwargs"] == {"secure": True}
     routes = {h[0]: h for h in hub.extra_handlers}
-    assert set(routes) == {r"/connection", r"/my-work\.tar\.gz", r"/workshop-ca", r"/workshop-ca\.crt"}
+    assert set(routes) == {
+        r"/connection",
+        r"/my-work\.tar\.gz",
+        r"/npus",
+        r"/workshop-ca",
+        r"/workshop-ca\.crt",
+    }
     assert all(
         h[2] == {"ca_file": "/etc/jupyterhub/tls/workshop-ca.crt"}
         for r, h in routes.items()
-        if r != r"/my-work\.tar\.gz"
+        if r not in (r"/my-work\.tar\.gz", r"/npus")
     )
     assert hub.template_vars["workshop_ca_url"] == "workshop-ca"
 
@@ -179,7 +185,7 @@ def test_apply_with_files_and_no_ca_offers_no_ca(tmp_path):
 
     c = hubconfig.apply(Config(), tls_settings(tmp_path, mode="files", ca=""))
     assert c.JupyterHub.bind_url == "https://:28000"
-    assert [h[0] for h in c.JupyterHub.extra_handlers] == [r"/connection", r"/my-work\.tar\.gz"]
+    assert [h[0] for h in c.JupyterHub.extra_handlers] == [r"/connection", r"/my-work\.tar\.gz", r"/npus"]
     assert c.JupyterHub.template_vars["workshop_ca_url"] == ""
 
 
@@ -191,7 +197,7 @@ def test_apply_without_tls_is_plain_http(tmp_path):
         c = hubconfig.apply(Config(), s)
         assert c.JupyterHub.bind_url == "http://:28000"
         assert "cookie_options" not in c.JupyterHub and "ssl_cert" not in c.JupyterHub
-        assert [h[0] for h in c.JupyterHub.extra_handlers] == [r"/connection", r"/my-work\.tar\.gz"]
+        assert [h[0] for h in c.JupyterHub.extra_handlers] == [r"/connection", r"/my-work\.tar\.gz", r"/npus"]
 
 
 def test_apply_refuses_a_bad_mode(tmp_path):

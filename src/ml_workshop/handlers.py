@@ -1,5 +1,6 @@
 """Hub pages: /hub/connection (the student's SSH port and a VS Code Remote-SSH snippet),
-/hub/my-work.tar.gz (the student's own work as an archive) and, when
+/hub/my-work.tar.gz (the student's own work as an archive), /hub/npus (the organisers' NPU
+page) and, when
 the hub has a workshop CA (hub_tls), /hub/workshop-ca (how to trust it) and /hub/workshop-ca.crt
 (the certificate), both without login: a student needs them before trusting the login page."""
 
@@ -7,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from . import tls
+from . import npuwatch, tls
 from .container import connection_details, work_dir
 from .profiles import all_ports
 from .store import StateStore
@@ -95,6 +97,31 @@ class WorkArchiveHandler(BaseHandler):
             await proc.wait()
         self.log.info("Work archive of %s sent (tar exit %s)", user.name, proc.returncode)
         self.finish()
+
+
+class NpuDashboardHandler(BaseHandler):
+    """/hub/npus: the organisers' view of this server's NPUs (hub admins only): who holds each NPU
+    and since when, its health, AI core use, memory, power and temperature (ml_workshop.npuwatch).
+    A fresh look at every load (at most one a second), the same numbers as /hub/metrics."""
+
+    def initialize(self, watch: npuwatch.NpuWatch) -> None:
+        self.watch = watch
+
+    @web.authenticated
+    async def get(self) -> None:
+        user = self.current_user
+        if not user.admin:
+            raise web.HTTPError(403, "the NPU page is for the organisers (hub admins)")
+        snap = await self.watch.refresh(max_age=1.0)
+        self.watch.ensure_started()
+        html = await self.render_template(
+            "npus.html",
+            snap=snap,
+            rows=npuwatch.rows(snap),
+            taken=time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(snap["taken_at"])),
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.finish(html)
 
 
 class WorkshopCAPageHandler(BaseHandler):

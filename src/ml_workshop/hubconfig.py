@@ -8,11 +8,12 @@ import ipaddress
 import json
 import os
 
-from . import hostnet, i18n, names, profiles, tls
+from . import hostnet, i18n, names, npuwatch, profiles, tls
 from .container import STUDENTS_WORK_MODES
 
 CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 API_SCOPES = ["admin:users", "admin:servers", "servers", "access:servers", "list:users", "read:users"]
+METRICS_SCOPES = ["read:metrics"]
 
 
 def roster_for(entries: list[dict], server: str) -> tuple[bool, list[str]]:
@@ -118,7 +119,24 @@ def services_and_roles(s, python):
         roles.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": ["idle-culler"]})
     services.append({"name": "ml-workshop-api", "api_token": read_secret(s["secrets"]["api_token"])})
     roles.append({"name": "ml-workshop-api", "scopes": API_SCOPES, "services": ["ml-workshop-api"]})
+    if s["secrets"].get("metrics_token"):
+        # Prometheus' bearer token for /hub/metrics: read:metrics and nothing else.
+        services.append({"name": "prometheus", "api_token": read_secret(s["secrets"]["metrics_token"])})
+        roles.append({"name": "prometheus", "scopes": METRICS_SCOPES, "services": ["prometheus"]})
     return services, roles
+
+
+def npu_watch(s: dict) -> npuwatch.NpuWatch:
+    """The NPU page's and the metrics' watch, from the settings (npu_smi: the ascend_driver
+    role's fact; no npu-smi: holders only)."""
+    sp = s["spawner"]
+    return npuwatch.NpuWatch(
+        server=str(s.get("server", "")),
+        policy=str(sp["npu_policy"]),
+        student_ids=[int(i) for i in sp["npu_ids"]],
+        npu_smi=str(s.get("npu_smi", "")),
+        interval=float(s.get("npu_watch_interval", 15)),
+    )
 
 
 def proxy_command(chp):
@@ -190,14 +208,17 @@ def apply(c, s):
     hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
     from ml_workshop.handlers import (
         ConnectionHandler,
+        NpuDashboardHandler,
         WorkArchiveHandler,
         WorkshopCAHandler,
         WorkshopCAPageHandler,
     )
 
+    watch = npuwatch.install(npu_watch(s))
     hub.extra_handlers = [
         (r"/connection", ConnectionHandler, {"ca_file": ca_file}),
         (r"/my-work\.tar\.gz", WorkArchiveHandler),
+        (r"/npus", NpuDashboardHandler, {"watch": watch}),
     ]
     if ca_file:
         hub.extra_handlers += [

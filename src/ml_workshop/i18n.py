@@ -27,6 +27,7 @@ EN: Final[Mapping[str, str]] = {
     "nav_connection": "SSH / VS Code",
     "nav_change_password": "Change Password",
     "nav_authorize": "Authorize Users",
+    "nav_npus": "NPUs",
     # login (native-login.html)
     "login_title": "Sign In",
     "login_username": "Username:",
@@ -75,6 +76,7 @@ ZH_CN: Final[Mapping[str, str]] = {
     "nav_connection": "SSH / VS Code",
     "nav_change_password": "修改密码",
     "nav_authorize": "审批用户",
+    "nav_npus": "NPU 状态",
     "login_title": "登录",
     "login_username": "用户名：",
     "login_password": "密码：",

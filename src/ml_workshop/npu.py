@@ -190,6 +190,83 @@ def parse_npu_smi_info(text: str) -> dict[str, Any]:
     return {"version": version, "npus": npus}
 
 
+_FIRST_ROW_VALUES = re.compile(r"^(\S+)\s+(\S+)")  # Power(W) Temp(C) [Hugepages used / total]
+_PAIR = re.compile(r"(\d+)\s*/\s*(\d+)")  # "4252 / 15137", "61258/ 65536"
+
+
+def _number(text: str) -> float | None:
+    """A number of npu-smi's table, or None for its placeholders (NA, -, N/A)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def parse_npu_smi_chips(text: str) -> list[dict[str, Any]]:
+    """Parse `npu-smi info` into one dict per chip, in table order, with what the organiser's
+    dashboard shows (docs/ascend.md#npu-smi):
+
+    {'npu': int, 'chip': int, 'phy_id': int | None, 'name': str, 'health': str, 'bus_id': str,
+     'power_w', 'temp_c', 'aicore_percent': float | None,
+     'memory_used_mb', 'memory_total_mb', 'hbm_used_mb', 'hbm_total_mb': int | None}
+
+    A chip is two rows: `| <npu> <name> | <health> | <power> <temp> <hugepages used> / <total> |`
+    then `| <chip> [<phy-id>] | <bus-id> | <aicore> <memory used> / <total> [<hbm used> / <total>] |`
+    (310P cards have no HBM column; a card with two chips, e.g. Atlas 900 A3, repeats the NPU id
+    with chip 0 and 1; a chip's power may be `-`). Process-table rows are not chips."""
+    chips: list[dict[str, Any]] = []
+    pending: dict[str, Any] | None = None
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if not line.startswith("|"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        first = cells[0].split()
+        if not first or not first[0].isdigit():
+            continue
+        if _BUS_ID.match(cells[1]):
+            if pending is None:
+                continue
+            chip = pending
+            pending = None
+            chip["chip"] = int(first[0])
+            chip["phy_id"] = int(first[1]) if len(first) > 1 and first[1].isdigit() else None
+            chip["bus_id"] = cells[1]
+            values = cells[2].split()
+            chip["aicore_percent"] = _number(values[0]) if values else None
+            pairs = _PAIR.findall(cells[2])
+            if pairs:
+                chip["memory_used_mb"], chip["memory_total_mb"] = int(pairs[0][0]), int(pairs[0][1])
+            if len(pairs) > 1:
+                chip["hbm_used_mb"], chip["hbm_total_mb"] = int(pairs[1][0]), int(pairs[1][1])
+            chips.append(chip)
+            continue
+        health = cells[1]
+        if len(first) != 2 or first[1].isdigit() or not health or health.isdigit():
+            continue  # headers, process rows (`| <npu> <chip> | <pid> | ...`)
+        if health.lower() in ("health", "bus-id"):
+            continue
+        m = _FIRST_ROW_VALUES.match(cells[2])
+        pending = {
+            "npu": int(first[0]),
+            "chip": 0,
+            "phy_id": None,
+            "name": first[1],
+            "health": health,
+            "bus_id": "",
+            "power_w": _number(m.group(1)) if m else None,
+            "temp_c": _number(m.group(2)) if m else None,
+            "aicore_percent": None,
+            "memory_used_mb": None,
+            "memory_total_mb": None,
+            "hbm_used_mb": None,
+            "hbm_total_mb": None,
+        }
+    return chips
+
+
 def unhealthy_npus(text: str, healthy: Iterable[str] = ("OK",)) -> list[str]:
     """`NPU <id> (<name>): <health>` for every NPU whose health is not in `healthy`."""
     return [

@@ -3,6 +3,8 @@
 The suites run in file-name order on the same three instances (a cache host, npu1 with 8 and
 npu2 with 4 EMULATED NPUs) converged once by site.yml:
   test_10_e2e.py     sign-up, approval, JupyterLab in Chromium, pip through devpi, NPUs, SSH, roster
+  test_15_profiles.py  the start page's environments (ML Workshop, HCIE Lab, OpenClaw, Docker Lab)
+  test_16_npus.py    the organisers' NPU page and the NPU gauges on /hub/metrics
   test_20_refusals.py  a start refused or failing (no free NPU, image missing, exited at once,
                      timeout): the reason in the browser, Try again, the hub log
   test_30_tags.py    every documented tag command changes nothing; a changed variable changes

@@ -55,7 +55,7 @@ def test_config_layered_and_secrets_0600(host):
     assert "jupyterhub_config.d" in cfg.content_string
     assert host.file("/etc/jupyterhub/jupyterhub_config.d/50-operator.py").exists
     assert host.file("/etc/jupyterhub/secrets").mode == 0o700
-    for name in ["cookie_secret", "proxy_token", "api_token", "superuser_password"]:
+    for name in ["cookie_secret", "proxy_token", "api_token", "metrics_token", "superuser_password"]:
         f = host.file(f"/etc/jupyterhub/secrets/{name}")
         assert f.mode == 0o600 and f.user == "root" and len(f.content_string.strip()) >= 16
     assert host.file("/var/lib/jupyterhub").mode == 0o700
