@@ -282,3 +282,21 @@ def test_the_page_template_renders_every_column(tmp_path):
     assert 'data-npu="1"' in html and "61258 / 65536" in html and "37.0 %" in html
     assert 'data-name="alice"' in html and "(hcie)" in html and 'data-kind="service"' in html
     assert '<span class="mlw-free">free</span>' in html  # NPU 2
+
+
+def test_the_watch_survives_the_configuration_deepcopy_with_its_task_running():
+    """traitlets deep-copies JupyterHub's configuration (extra_handlers' arguments) after the
+    configuration file ran inside the hub's event loop, where the watch started its task."""
+    import copy
+
+    async def main():
+        w = npuwatch.NpuWatch(server="npu1", policy="shared", student_ids=[], npu_smi="")
+        w._inspect_running = lambda: []  # type: ignore[method-assign]
+        w.ensure_started()
+        assert w._task is not None
+        handlers = [(r"/npus", object, {"watch": w})]
+        copied = copy.deepcopy(handlers)
+        assert copied[0][2]["watch"] is w
+        w._task.cancel()
+
+    asyncio.run(main())

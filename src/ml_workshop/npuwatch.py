@@ -288,6 +288,11 @@ class NpuWatch:
         self._task: asyncio.Task[None] | None = None
         self._lock: asyncio.Lock | None = None
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> NpuWatch:
+        """One watch per hub: traitlets deep-copies the configuration (extra_handlers' arguments),
+        and a running watch holds an asyncio task that cannot be copied."""
+        return self
+
     async def _npu_smi(self) -> tuple[str | None, str]:
         if not self.npu_smi:
             return None, "no npu-smi on this server (ansible_local.ascend.npu_smi)"
