@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 
 import requests
-from conftest import ARTIFACTS, PASSWORD, base_url, login, superuser_password
+from conftest import ARTIFACTS, PASSWORD, PREFIX, base_url, login, superuser_password
+from prometheus_client.parser import text_string_to_metric_families
 from sitehub import Hub
 
-testinfra_hosts = ["ansible://" + __import__("conftest").PREFIX + "-npu2"]
+testinfra_hosts = [f"ansible://{PREFIX}-npu2"]
 
 CARDS = "/etc/ascend-emulation/npus"  # the emulation's card table (`<id> <name> <health> [<aicore> <hbm>]`)
 METRICS_TOKEN = "/etc/jupyterhub/secrets/metrics_token"
@@ -93,27 +93,40 @@ def test_npu_page_and_metrics_show_holders_health_and_usage(host, browser):
         assert token_file.mode == 0o600 and token_file.user == "root"
         token = token_file.content_string.strip()
         url = f"{base}/hub/metrics"
-        wanted = [
-            f'ml_workshop_npu_aicore_utilization_percent{{chip="0",name="910B3",npu="{mine}"}} 37.0',
-            f'ml_workshop_npu_hbm_used_bytes{{chip="0",name="910B3",npu="{mine}"}} {12000 * 1024 * 1024:.1f}',
-            f'ml_workshop_npu_healthy{{chip="0",name="910B3",npu="{free}"}} 0.0',
-            f'ml_workshop_npu_allocated{{holder="bob",kind="student",npu="{mine}"}} 1.0',
-            'ml_workshop_npu_allocated{holder="ml-workshop-hcie",kind="service",npu="3"} 1.0',
-            'ml_workshop_user_npus{user="bob"} 1.0',
-            "ml_workshop_npu_smi_up 1.0",
-        ]
+        wanted = {
+            (
+                "ml_workshop_npu_aicore_utilization_percent",
+                (("chip", "0"), ("name", "910B3"), ("npu", str(mine))),
+            ): 37.0,
+            (
+                "ml_workshop_npu_hbm_used_bytes",
+                (("chip", "0"), ("name", "910B3"), ("npu", str(mine))),
+            ): 12000.0 * 2**20,
+            ("ml_workshop_npu_healthy", (("chip", "0"), ("name", "910B3"), ("npu", str(free)))): 0.0,
+            ("ml_workshop_npu_allocated", (("holder", "bob"), ("kind", "student"), ("npu", str(mine)))): 1.0,
+            (
+                "ml_workshop_npu_allocated",
+                (("holder", "ml-workshop-hcie"), ("kind", "service"), ("npu", "3")),
+            ): 1.0,
+            ("ml_workshop_user_npus", (("user", "bob"),)): 1.0,
+            ("ml_workshop_npu_smi_up", ()): 1.0,
+        }
         deadline = time.time() + 90  # the watch looks every hub_npu_watch_interval (15 s)
         while True:
             r = requests.get(url, headers={"Authorization": f"token {token}"}, timeout=30)
             assert r.status_code == 200, r.text[:300]
-            missing = [w for w in wanted if w not in r.text]
-            if not missing or time.time() > deadline:
+            got = {
+                (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                for family in text_string_to_metric_families(r.text)
+                for sample in family.samples
+                if sample.name.startswith("ml_workshop_")
+            }
+            wrong = {k: (v, got.get(k)) for k, v in wanted.items() if got.get(k) != v}
+            if not wrong or time.time() > deadline:
                 break
             time.sleep(5)
         (ARTIFACTS / "npu2-metrics.txt").write_text(r.text)
-        assert not missing, (
-            f"not in /hub/metrics: {missing}; ours: {re.findall(r'^ml_workshop_.*$', r.text, re.M)}"
-        )
+        assert not wrong, f"/hub/metrics (wanted, got): {wrong}"
         assert "jupyterhub_running_servers" in r.text  # JupyterHub's own metrics, same endpoint
 
         assert requests.get(url, timeout=30).status_code == 403
