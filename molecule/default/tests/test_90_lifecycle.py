@@ -153,8 +153,9 @@ def test_teardown_with_purge_leaves_the_server_clean(host, before):
 
 def test_restore_and_converge_bring_the_class_back(host, before):
     playbook("restore.yml", "--limit", f"{NPU2},{CACHE}", "-e", f"restore_from={BACKUP}")
-    # site.yml for npu2 alone: the cache host was not torn down (its devpi was restored and answers)
-    playbook("molecule/default/converge.yml", "--limit", NPU2)
+    # README "add an NPU server": --limit newhost,cache1 (the cache client settings read the cache
+    # host's facts)
+    playbook("molecule/default/converge.yml", "--limit", f"{NPU2},{CACHE}")
     hub = Hub("npu2")
     hub.wait_api()
     snap = hub.snapshot()
