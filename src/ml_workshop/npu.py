@@ -8,7 +8,7 @@ Sources for the formats are in docs/ascend.md (cited per function).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .alloc import parse_id_list
@@ -161,25 +161,29 @@ def firmware_version(text: str) -> str:
 _BUS_ID = re.compile(r"^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-9A-Fa-f]$")
 
 
-def parse_npu_smi_info(text: str) -> dict[str, Any]:
-    """Parse `npu-smi info`. Returns {'version': str, 'npus': [{'npu': int, 'name': str,
-    'health': str}, ...]} in table order. The first row of each NPU is
-    `| <id> <name> | <health> | ...`; its second row has the chip id and the bus id."""
-    version = ""
-    npus = []
+def _table_rows(text: str) -> Iterator[tuple[list[str], list[str]]]:
+    """The rows of npu-smi's tables that start with an id: (cells, words of the first cell)."""
     for raw in (text or "").splitlines():
         line = raw.strip()
-        m = re.search(r"npu-smi\s+([0-9][0-9A-Za-z.]*)", line)
-        if m and not version:
-            version = m.group(1)
-            continue
         if not line.startswith("|"):
             continue
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) < 3:
             continue
         first = cells[0].split()
-        if len(first) != 2 or not first[0].isdigit():
+        if first and first[0].isdigit():
+            yield cells, first
+
+
+def parse_npu_smi_info(text: str) -> dict[str, Any]:
+    """Parse `npu-smi info`. Returns {'version': str, 'npus': [{'npu': int, 'name': str,
+    'health': str}, ...]} in table order. The first row of each NPU is
+    `| <id> <name> | <health> | ...`; its second row has the chip id and the bus id."""
+    m = re.search(r"npu-smi\s+([0-9][0-9A-Za-z.]*)", text or "")
+    version = m.group(1) if m else ""
+    npus = []
+    for cells, first in _table_rows(text):
+        if len(first) != 2:
             continue
         health = cells[1]
         if not health or _BUS_ID.match(health) or health.lower() in ("health", "bus-id"):
@@ -216,16 +220,7 @@ def parse_npu_smi_chips(text: str) -> list[dict[str, Any]]:
     with chip 0 and 1; a chip's power may be `-`). Process-table rows are not chips."""
     chips: list[dict[str, Any]] = []
     pending: dict[str, Any] | None = None
-    for raw in (text or "").splitlines():
-        line = raw.strip()
-        if not line.startswith("|"):
-            continue
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) < 3:
-            continue
-        first = cells[0].split()
-        if not first or not first[0].isdigit():
-            continue
+    for cells, first in _table_rows(text):
         if _BUS_ID.match(cells[1]):
             if pending is None:
                 continue

@@ -181,6 +181,13 @@ def rows(snap: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# (chip key in MB, gauge in bytes, help)
+_MEMORY_GAUGES = (
+    ("hbm_used_mb", "ml_workshop_npu_hbm_used_bytes", "HBM in use"),
+    ("hbm_total_mb", "ml_workshop_npu_hbm_total_bytes", "HBM size"),
+    ("memory_used_mb", "ml_workshop_npu_memory_used_bytes", "on-card DDR memory in use"),
+    ("memory_total_mb", "ml_workshop_npu_memory_total_bytes", "on-card DDR memory size"),
+)
 Sample = tuple[dict[str, str], float]
 Family = tuple[str, str, list[Sample]]  # name, help, samples
 
@@ -216,30 +223,8 @@ def metric_families(snap: Mapping[str, Any] | None) -> list[Family]:
                 lab,
                 c["aicore_percent"],
             )
-            add(
-                "ml_workshop_npu_hbm_used_bytes",
-                "HBM in use",
-                lab,
-                None if c["hbm_used_mb"] is None else c["hbm_used_mb"] * MB,
-            )
-            add(
-                "ml_workshop_npu_hbm_total_bytes",
-                "HBM size",
-                lab,
-                None if c["hbm_total_mb"] is None else c["hbm_total_mb"] * MB,
-            )
-            add(
-                "ml_workshop_npu_memory_used_bytes",
-                "on-card DDR memory in use",
-                lab,
-                None if c["memory_used_mb"] is None else c["memory_used_mb"] * MB,
-            )
-            add(
-                "ml_workshop_npu_memory_total_bytes",
-                "on-card DDR memory size",
-                lab,
-                None if c["memory_total_mb"] is None else c["memory_total_mb"] * MB,
-            )
+            for key, name, help_ in _MEMORY_GAUGES:
+                add(name, help_, lab, None if c[key] is None else c[key] * MB)
             add("ml_workshop_npu_power_watts", "power draw", lab, c["power_w"])
             add("ml_workshop_npu_temperature_celsius", "temperature", lab, c["temp_c"])
         add(
