@@ -376,22 +376,19 @@ class NpuCollector:
             yield fam
 
 
-_registered: dict[str, NpuWatch] = {}
+_collector: list[NpuCollector] = []  # the one registered in this process
 
 
 def install(watch: NpuWatch) -> NpuWatch:
-    """Register the collector in prometheus_client's default registry once per process and start
-    the watch when the hub's event loop runs already (JupyterHub loads its configuration inside
-    it); the page and the first scrape start it otherwise."""
+    """Register the collector in prometheus_client's default registry once per process (a later
+    configuration load points it at its own watch) and start the watch when the hub's event loop
+    runs already (JupyterHub loads its configuration inside it); the page and the first scrape
+    start it otherwise."""
     from prometheus_client import REGISTRY
 
-    if "watch" not in _registered:
-        REGISTRY.register(NpuCollector(watch))
-        _registered["watch"] = watch
-    else:
-        _registered["watch"].__dict__.update(
-            {k: v for k, v in watch.__dict__.items() if k not in ("last", "_task", "_lock")}
-        )
-    current = _registered["watch"]
-    current.ensure_started()
-    return current
+    if not _collector:
+        _collector.append(NpuCollector(watch))
+        REGISTRY.register(_collector[0])
+    _collector[0].watch = watch
+    watch.ensure_started()
+    return watch
