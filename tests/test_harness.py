@@ -108,3 +108,44 @@ def test_thin_image_tar_drops_only_the_base_images_layers(tmp_path):
     bad = [{"Config": "cfg.json", "Layers": ["a/layer.tar"]}]
     with pytest.raises(ValueError, match="2 diff ids but 1 layers"):
         thin.layers_to_drop(bad, {"cfg.json": config}, set())
+
+
+def test_nested_docker_seed_key_volume_and_prune(tmp_path):
+    """The seed of a set of images is keyed by the instance's image and the image ids (in any order);
+    the engine's data directory is the read-write mount at /var/lib/docker; pruning keeps the most
+    recently used seeds and drops unfinished copies."""
+    import os
+
+    seed = _load(REPO / "tests/harness/nested_docker_seed.py")
+    assert seed.seed_key("sha256:p", ["sha256:a", "sha256:b"]) == seed.seed_key(
+        "sha256:p", ["sha256:b", "sha256:a"]
+    )
+    assert seed.seed_key("sha256:p", ["sha256:a"]) != seed.seed_key("sha256:q", ["sha256:a"])
+    assert seed.seed_key("sha256:p", ["sha256:a"]) != seed.seed_key("sha256:p", ["sha256:a", "sha256:b"])
+    info = {
+        "Mounts": [
+            {"Destination": "/sys/fs/cgroup", "Source": "/sys/fs/cgroup", "RW": True},
+            {"Destination": "/var/lib/docker", "Source": "/v/x/_data", "RW": True},
+        ]
+    }
+    assert seed.engine_volume(info) == Path("/v/x/_data")
+    assert (
+        seed.engine_volume({"Mounts": [{"Destination": "/var/lib/docker", "Source": "/v", "RW": False}]})
+        is None
+    )
+    assert seed.engine_volume({"Mounts": []}) is None
+    for i, name in enumerate(["old", "mid", "new", "newest"]):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "complete").write_text("x")
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    (tmp_path / "abc.tmp-12").mkdir()
+    (tmp_path / "unfinished").mkdir()  # no marker: never counted, left alone
+    gone = seed.prune(tmp_path, keep=2)
+    assert sorted(gone) == ["abc.tmp-12", "mid", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "newest", "unfinished"]
+    d = tmp_path / "vol"
+    (d / "sub").mkdir(parents=True)
+    (d / "f").write_text("x")
+    (d / "link").symlink_to(d / "sub")
+    seed.empty_dir(d)
+    assert list(d.iterdir()) == []

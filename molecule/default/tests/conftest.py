@@ -19,6 +19,7 @@ Each suite either leaves the site as it found it or says in its docstring what i
 for the suites after it.
 """
 
+import json
 import os
 import pathlib
 import re
@@ -68,6 +69,55 @@ def instance(name):
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
     suffix = f"?ansible_inventory={inventory}" if inventory else ""
     return testinfra.get_host(f"ansible://{PREFIX}-{name}{suffix}")
+
+
+def recreate_instance(name):
+    """Destroy an instance and create it again, empty, as molecule's create made it: the same
+    image, hostname, capabilities, security options, cgroup namespace, tmpfs mounts, labels,
+    network (and aliases) and published ports; its Docker volume (the nested /var/lib/docker) is
+    removed first, so nothing of the old server is left but what the image has. The site's
+    prepare.yml has to run for it again (emulated NPUs, test images)."""
+    container = f"{PREFIX}-{name}"
+    info = json.loads(
+        subprocess.run(["docker", "inspect", container], capture_output=True, text=True, check=True).stdout
+    )[0]
+    cfg, hc = info["Config"], info["HostConfig"]
+    argv = ["docker", "run", "-d", "--name", container, "--hostname", cfg["Hostname"]]
+    argv += ["--cgroupns", hc["CgroupnsMode"], "--log-driver", "json-file"]
+    if cfg.get("StopSignal"):
+        argv += ["--stop-signal", cfg["StopSignal"]]
+    for cap in hc.get("CapAdd") or []:
+        argv += ["--cap-add", cap]
+    for opt in hc.get("SecurityOpt") or []:
+        argv += ["--security-opt", opt]
+    for path, opts in (hc.get("Tmpfs") or {}).items():
+        argv += ["--tmpfs", f"{path}:{opts}" if opts else path]
+    for key, value in (cfg.get("Labels") or {}).items():
+        argv += ["--label", f"{key}={value}"]
+    for env in cfg.get("Env") or []:
+        argv += ["--env", env]
+    volumes = []
+    for m in info["Mounts"]:
+        src = m["Name"] if m["Type"] == "volume" else m["Source"]
+        argv += ["--volume", f"{src}:{m['Destination']}:{'rw' if m['RW'] else 'ro'}"]
+        if m["Type"] == "volume":
+            volumes.append(m["Name"])
+    networks = info["NetworkSettings"]["Networks"]
+    assert len(networks) == 1, f"{container}: one network expected, not {list(networks)}"
+    ((network, net),) = networks.items()
+    argv += ["--network", network]
+    for alias in net.get("Aliases") or []:
+        if not info["Id"].startswith(alias):  # the old container's short id
+            argv += ["--network-alias", alias]
+    for port, bindings in (hc.get("PortBindings") or {}).items():
+        for b in bindings or []:
+            argv += ["--publish", f"{b['HostIp'] + ':' if b.get('HostIp') else ''}{b['HostPort']}:{port}"]
+    argv += [cfg["Image"], *(cfg.get("Cmd") or [])]
+    subprocess.run(["docker", "rm", "-f", "-v", container], capture_output=True, check=True)
+    for volume in volumes:
+        subprocess.run(["docker", "volume", "rm", volume], capture_output=True, check=True)
+    subprocess.run(argv, capture_output=True, text=True, check=True)
+    return {"volumes": volumes, "old_id": info["Id"]}
 
 
 def cache_host(host):

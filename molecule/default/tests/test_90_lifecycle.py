@@ -1,17 +1,21 @@
 """After the workshop (issue 15, items 3 and 5), last of the site's suites, on npu2 and the cache
-host: back up, tear down with purge, restore onto the bare server, converge — and the class is
-back as it was.
+host: back up, tear down with purge, destroy the server and create it again, restore onto the
+new server, converge — and the class is back as it was.
 
 The class on npu2 when this suite starts (test_80): bob and erin approved, running with an NPU
 each (exclusive), their marker files and SSH passwords in ~/work; the suite stops their servers
-(the class is over) and adds a pending sign-up (pendy, on npu2's roster). The teardown is checked to leave npu2 clean (no unit, container, network, firewall
-chain, venv, configuration, data or cache setting of the workshop) while the Ascend driver,
-Docker and the images stay and the cache host is untouched; the restore is checked to bring back
-every account (pending stays pending, same password hashes), the allocations and SSH ports, and
-every file of the students' work byte for byte with its owner and mode; then a student logs in,
-starts on the same SSH port and logs in over SSH with the same password.
-Leaves behind: npu2 converged again, bob running; nothing of the suite on the control node but
-its logs and the backup (artifacts).
+(the class is over) and adds a pending sign-up (pendy, on npu2's roster). The teardown is checked
+to leave npu2 clean (no unit, container, network, firewall chain, venv, configuration, data or
+cache setting of the workshop) while the Ascend driver, Docker and the images stay and the cache
+host is untouched. Then the instance is destroyed with its disk (the nested Docker's volume) and
+created again from the platform image — a new, bare server: no driver, no images, nothing of the
+workshop — and the site's prepare.yml gives it its emulated NPUs and the test images again (what
+the hardware and the operator's `docker load` give a real one). restore.yml and site.yml then
+have to bring back every account (pending stays pending, same password hashes), the allocations
+and SSH ports, the secrets, and every file of the students' work byte for byte with its owner and
+mode; a student logs in, starts on the same SSH port and logs in over SSH with the same password.
+Leaves behind: npu2 a new instance, converged, bob running; nothing of the suite on the control
+node but its logs and the backup (artifacts).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ARTIFACTS, PASSWORD, PREFIX, instance
+from conftest import ARTIFACTS, PASSWORD, PREFIX, instance, recreate_instance
 from sitehub import WORK, Hub
 
 testinfra_hosts = [f"ansible://{PREFIX}-npu2"]
@@ -151,7 +155,16 @@ def test_teardown_with_purge_leaves_the_server_clean(host, before):
     assert instance("cache").service("devpi-server").is_running
 
 
-def test_restore_and_converge_bring_the_class_back(host, before):
+def test_restore_onto_a_new_server_brings_the_class_back(host, before):
+    old_id = recreate_instance("npu2")["old_id"]
+    new_id = subprocess.run(
+        ["docker", "inspect", "-f", "{{.Id}}", NPU2], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert new_id != old_id, "npu2 was not created again"
+    # a bare server: nothing of the old one (no driver, no hub, no work)
+    for path in ("/usr/local/Ascend/driver/version.info", "/etc/jupyterhub", "/srv/ml-workshop"):
+        assert not host.file(path).exists, f"{path} survived the new instance"
+    playbook("molecule/default/prepare.yml", "--limit", NPU2)  # emulated NPUs, the test images
     playbook("restore.yml", "--limit", f"{NPU2},{CACHE}", "-e", f"restore_from={BACKUP}")
     # README "add an NPU server": --limit newhost,cache1 (the cache client settings read the cache
     # host's facts)
