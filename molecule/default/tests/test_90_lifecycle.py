@@ -7,7 +7,8 @@ each (exclusive), their marker files and SSH passwords in ~/work; the suite stop
 (the class is over) and adds a pending sign-up (pendy, on npu2's roster). The teardown is checked
 to leave npu2 clean (no unit, container, network, firewall chain, venv, configuration, data or
 cache setting of the workshop) while the Ascend driver, Docker and the images stay and the cache
-host is untouched. Then the instance is destroyed with its disk (the nested Docker's volume) and
+host is untouched; site.yml on the torn-down server then makes a new workshop there (new secrets
+and CA, no student, no work: the purge took them). Then the instance is destroyed with its disk (the nested Docker's volume) and
 created again from the platform image — a new, bare server: no driver, no images, nothing of the
 workshop — and the site's prepare.yml gives it its emulated NPUs and the test images again (what
 the hardware and the operator's `docker load` give a real one). restore.yml and site.yml then
@@ -27,7 +28,8 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ARTIFACTS, PASSWORD, PREFIX, instance, recreate_instance
+import requests
+from conftest import ARTIFACTS, CA_PATH, PASSWORD, PREFIX, base_url, instance, recreate_instance
 from sitehub import WORK, Hub
 
 testinfra_hosts = [f"ansible://{PREFIX}-npu2"]
@@ -153,6 +155,27 @@ def test_teardown_with_purge_leaves_the_server_clean(host, before):
     assert host.run("docker image inspect ml-workshop-user:latest").rc == 0
     # the cache host is not in the limit: untouched
     assert instance("cache").service("devpi-server").is_running
+
+
+def test_site_yml_after_the_teardown_makes_a_new_workshop(host, before):
+    playbook("molecule/default/converge.yml", "--limit", f"{NPU2},{CACHE}")
+    secrets = host.check_output(
+        "cd /etc/jupyterhub/secrets && sha256sum api_token cookie_secret superuser_password"
+    )
+    assert all(line not in before["secrets"] for line in secrets.splitlines()), "a purged secret came back"
+    ca = ARTIFACTS / "npu2-new-workshop-ca.crt"  # the purge took the workshop CA too: a new one
+    ca.write_text(host.file(CA_PATH).content_string)
+    token = host.file("/etc/jupyterhub/secrets/api_token").content_string.strip()
+    r = requests.get(
+        f"{base_url('npu2')}/hub/api/users",
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+        verify=str(ca),
+    )
+    assert r.status_code == 200, r.text[:300]
+    names = {u["name"] for u in r.json()}
+    assert "superuser" in names and not names & {"bob", "erin", PENDING}, names
+    assert host.check_output(f"find {WORK} -mindepth 1 -maxdepth 1 -not -name .deleted") == ""
 
 
 def test_restore_onto_a_new_server_brings_the_class_back(host, before):
