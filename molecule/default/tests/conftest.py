@@ -14,7 +14,8 @@ npu2 with 4 EMULATED NPUs) converged once by site.yml:
   test_80_faults.py  Docker/hub/proxy restarts and crashes, cache outage, removed and exited
                      containers, a host reboot, an interrupted site.yml run (its re-run is the
                      site's idempotence check)
-  test_90_lifecycle.py  backup.yml, teardown.yml with purge, restore.yml and site.yml on npu2
+  test_90_lifecycle.py  backup.yml, teardown.yml with purge, site.yml again, then npu2 destroyed
+                     and created again, restore.yml and site.yml onto the new instance
 Each suite either leaves the site as it found it or says in its docstring what it leaves behind
 for the suites after it.
 """
