@@ -17,6 +17,8 @@ SAMPLE = {
     "name": "_bob",
     "seconds": 60,
     "code": 3,
+    "nodes": 2,
+    "node": "npu-b",
 }
 INTERNAL = re.compile(r"/var/lib|/etc/jupyterhub|hub_[a-z_]+|Traceback|docker|HTTP \d{3}")
 

@@ -29,6 +29,12 @@ EXITED: Final = "exited"  # the container stopped right after it started
 START_FAILED: Final = "start_failed"  # anything else; the hub log has the details
 PROFILE_UNKNOWN: Final = "profile_unknown"  # the start asked for a profile this hub does not offer
 PROFILE_PORTS_FULL: Final = "profile_ports_full"  # a profile port's range (hub_profiles) used up
+# Cluster mode (placement.py): where a server runs is chosen among several NPU servers.
+NPU_FULL_CLUSTER: Final = "npu_full_cluster"  # exclusive: no server has enough free NPUs
+HOME_NODE_FULL: Final = "home_node_full"  # the server holding the student's work has no free NPU
+HOME_NODE_UNAVAILABLE: Final = "home_node_unavailable"  # ... is drained, down or gone
+NO_NODE: Final = "no_node"  # no server of the cluster takes new servers
+IMAGE_MISSING_ON_NODE: Final = "image_missing_on_node"  # the image is not on the chosen server
 
 # Each reason's parameters: exactly the placeholders its text may use.
 PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -42,6 +48,11 @@ PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
     START_FAILED: (),
     PROFILE_UNKNOWN: ("profile", "offered"),
     PROFILE_PORTS_FULL: ("port",),
+    NPU_FULL_CLUSTER: ("nodes", "total", "needed", "free"),
+    HOME_NODE_FULL: ("node", "needed", "free"),
+    HOME_NODE_UNAVAILABLE: ("node",),
+    NO_NODE: ("nodes",),
+    IMAGE_MISSING_ON_NODE: ("image", "node"),
 }
 REASONS: Final = tuple(PARAMS)
 DEFAULT_LANGUAGE: Final = "en"
@@ -110,6 +121,27 @@ EN: Final = Catalog(
             "This server has no {port} port left for another student's server.",
             "Please pick another environment, or tell the organisers; your account and your files are fine.",
         ),
+        NPU_FULL_CLUSTER: Entry(
+            "No free NPU on any of the {nodes} servers: {free} of {total} NPUs are free, but no server "
+            "has the {needed} you need at once.",
+            "Please try again later or ask the organisers.",
+        ),
+        HOME_NODE_FULL: Entry(
+            "Your work is on server {node}, which has no free NPU for you right now ({needed} needed, {free} free).",
+            "Please try again later, or ask the organisers to move your work to another server.",
+        ),
+        HOME_NODE_UNAVAILABLE: Entry(
+            "Your work is on server {node}, which does not take new servers right now.",
+            "Please ask the organisers: they can bring the server back or move your work to another one.",
+        ),
+        NO_NODE: Entry(
+            "None of the {nodes} servers of the workshop takes new servers right now.",
+            "Please try again in a few minutes; if it keeps happening, tell the organisers.",
+        ),
+        IMAGE_MISSING_ON_NODE: Entry(
+            "The environment image {image} is not installed on server {node}.",
+            "Please tell the organisers (they install it); your account and your files are fine.",
+        ),
     },
 )
 
@@ -157,6 +189,26 @@ ZH_CN: Final = Catalog(
         PROFILE_PORTS_FULL: Entry(
             "本服务器已没有可分配给新服务器的 {port} 端口。",
             "请选择其他环境，或告诉组织者；你的账号和文件都没有问题。",
+        ),
+        NPU_FULL_CLUSTER: Entry(
+            "全部 {nodes} 台服务器都没有足够的空闲 NPU：{total} 个 NPU 中有 {free} 个空闲，但没有一台服务器能同时提供你需要的 {needed} 个。",
+            "请稍后再试，或联系组织者。",
+        ),
+        HOME_NODE_FULL: Entry(
+            "你的作业文件在服务器 {node} 上，该服务器现在没有可分配给你的空闲 NPU（需要 {needed} 个，空闲 {free} 个）。",
+            "请稍后再试，或请组织者把你的作业迁移到另一台服务器。",
+        ),
+        HOME_NODE_UNAVAILABLE: Entry(
+            "你的作业文件在服务器 {node} 上，该服务器现在不接受新的服务器。",
+            "请联系组织者：他们可以恢复该服务器，或把你的作业迁移到另一台服务器。",
+        ),
+        NO_NODE: Entry(
+            "本次工作坊的 {nodes} 台服务器现在都不接受新的服务器。",
+            "请几分钟后再试；如果一直这样，请告诉组织者。",
+        ),
+        IMAGE_MISSING_ON_NODE: Entry(
+            "服务器 {node} 上没有安装环境镜像 {image}。",
+            "请告诉组织者（由他们安装）；你的账号和文件都没有问题。",
         ),
     },
 )

@@ -31,6 +31,11 @@ STATUS: dict[str, int] = {
     messages.START_FAILED: 500,
     messages.PROFILE_UNKNOWN: 400,
     messages.PROFILE_PORTS_FULL: 409,
+    messages.NPU_FULL_CLUSTER: 409,
+    messages.HOME_NODE_FULL: 409,
+    messages.HOME_NODE_UNAVAILABLE: 503,
+    messages.NO_NODE: 503,
+    messages.IMAGE_MISSING_ON_NODE: 503,
 }
 
 
