@@ -4,7 +4,9 @@ On npu2 (exclusive, 1 NPU per student; the always-on HCIE container holds NPU 3)
 (test_10) holds one NPU. The EMULATED npu-smi is given usage for bob's NPU and a Warning state for
 a free one; the superuser reads them on the page in Chromium, next to who holds which NPU; a
 Prometheus scrape with the metrics token reads the same numbers; a student, a student's token and
-no token are refused. Leaves the emulation's card table as it found it, bob running.
+no token are refused. Then the (emulated) Ascend Docker Runtime: a container given NPU 1 through
+ASCEND_VISIBLE_DEVICES sees that NPU and no other (issue 14, item 3). Leaves the emulation's card
+table as it found it, bob running.
 """
 
 from __future__ import annotations
@@ -142,3 +144,35 @@ def test_npu_page_and_metrics_show_holders_health_and_usage(host, browser):
         assert r.status_code == 403, "a student's token must not read the site's metrics"
     finally:
         write(host, CARDS, original)
+
+
+def test_the_ascend_runtime_gives_a_container_exactly_its_npus(host):
+    """The (EMULATED) Ascend Docker Runtime as the ascend_docker_runtime role registers it with
+    Docker (`ascend`): what cluster mode's services rely on, as Swarm cannot pass devices. With
+    ASCEND_VISIBLE_DEVICES=1 a container sees /dev/davinci1 and the management nodes and no other
+    NPU, the driver files read-only, and npu-smi lists one NPU; without it, no NPU; `all` and an id
+    the server lacks are refused when the container is created."""
+
+    def run(env: str, cmd: str):
+        return host.run(
+            f"docker run --rm --runtime ascend --user 0 {env} --entrypoint sh ml-workshop-user:latest -c {cmd!r}"
+        )
+
+    devices = "ls /dev | grep -E '^(davinci|devmm_svm|hisi_hdc)' | sort | tr '\\n' ' '"
+    r = run("-e ASCEND_VISIBLE_DEVICES=1", devices)
+    assert r.rc == 0, r.stderr[-500:]
+    assert r.stdout.split() == ["davinci1", "davinci_manager", "devmm_svm", "hisi_hdc"], r.stdout
+    r = run(
+        "-e ASCEND_VISIBLE_DEVICES=1",
+        "npu-smi info -l | grep -c 'NPU ID'; grep ' /usr/local/Ascend/driver/lib64 ' /proc/mounts;"
+        " touch /usr/local/Ascend/driver/lib64/x || echo not-written",
+    )
+    out = r.stdout.splitlines()
+    assert r.rc == 0 and out[0] == "1", r.stdout + r.stderr[-300:]
+    assert "ro," in out[1] and "nosuid" in out[1] and out[-1] == "not-written", r.stdout
+    r = run("", devices)
+    assert r.rc == 0 and "davinci" not in r.stdout, r.stdout
+    r = run("-e ASCEND_VISIBLE_DEVICES=all", "true")
+    assert r.rc != 0 and "invalid single device parameter: all" in r.stderr, r.stderr[-500:]
+    r = run("-e ASCEND_VISIBLE_DEVICES=7", "true")  # npu2 has 4 NPUs
+    assert r.rc != 0 and "/dev/davinci7" in r.stderr, r.stderr[-500:]

@@ -27,6 +27,7 @@ for spec in "$@"; do
   work=$(mktemp -d)
   cp "$here/payload/$script" "$work/install.sh"
   cp "$here/payload/common.sh" "$here/payload/npu-smi" "$here/payload/upgrade-tool" "$work/"
+  [ "$comp" != docker-runtime ] || cp "$here/payload/ascend-docker-runtime" "$work/"
   printf 'EMU_VERSION=%s\nEMU_COMPONENT=%s\nEMU_CHIP=%s\nEMU_ARCH=%s\n' "$ver" "$comp" "$chip" "$arch" >"$work/package.conf"
   tar czf "$work.tgz" -C "$work" .
   sum=$(sha256sum "$work.tgz" | cut -d' ' -f1)

@@ -11,8 +11,9 @@
 #   script asks forever; the emulation stops with exit 1 instead);
 # - the package's arch must be the host's (check_platform); every existing ancestor of the install
 #   path and of /etc/docker/daemon.json must be root:root, no symlink, not group/other-writable;
-# - install: ascend-docker-runtime (here a wrapper that runs runc, so an engine can really start
-#   containers with it), -hook, -cli, -destroy, -plugin-install-helper, script/uninstall.sh;
+# - install: ascend-docker-runtime (here payload/ascend-docker-runtime: the real one's edits of the
+#   container's OCI spec — NPU device nodes and driver mounts from ASCEND_VISIBLE_DEVICES — then
+#   runc, so an engine really starts containers with it), -hook, -cli, -destroy, -plugin-install-helper, script/uninstall.sh;
 #   /etc/ascend-docker-runtime.d/base.list (0440, the default mount list); with the docker scene
 #   it merges into /etc/docker/daemon.json (created when missing, 0600) the runtime
 #   `ascend` {path, runtimeArgs: []} and sets "default-runtime": "ascend" (ascend-docker-plugin-
@@ -119,7 +120,8 @@ PY
 
 put_binaries() {
   mkdir -p "$path/script" && chmod 750 "$path" "$path/script"
-  printf '#!/bin/sh\n# EMULATION of ascend-docker-runtime: hands over to runc.\nexec runc "$@"\n' >"$path/$RT"
+  # the spec edits of the real runtime, then runc (payload/ascend-docker-runtime)
+  cp ./ascend-docker-runtime "$path/$RT"
   for b in hook cli destroy plugin-install-helper; do
     printf '#!/bin/sh\n# EMULATION of ascend-docker-%s\nexit 0\n' "$b" >"$path/ascend-docker-$b"
   done
