@@ -134,15 +134,25 @@ def test_nested_docker_seed_key_volume_and_prune(tmp_path):
         is None
     )
     assert seed.engine_volume({"Mounts": []}) is None
-    for i, name in enumerate(["old", "mid", "new", "newest"]):
+    for i, name in enumerate(["old", "mid", "new", "newest", "oldformat"]):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "complete").write_text("x")
+        marker = "c1\n" if name == "oldformat" else f"format {seed.FORMAT}\nc1\n"
+        (tmp_path / name / "complete").write_text(marker)
         os.utime(tmp_path / name, (1000 + i, 1000 + i))
     (tmp_path / "abc.tmp-12").mkdir()
     (tmp_path / "unfinished").mkdir()  # no marker: never counted, left alone
     gone = seed.prune(tmp_path, keep=2)
-    assert sorted(gone) == ["abc.tmp-12", "mid", "old"]
+    assert sorted(gone) == ["abc.tmp-12", "mid", "old", "oldformat"]  # an older format goes, however recent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "newest", "unfinished"]
+    # the copy leaves out the engine's networks (and containers, swarm, tmp)
+    src, dst = tmp_path / "engine", tmp_path / "copy"
+    for sub in ("image", "overlay2", "network", "containers"):
+        (src / sub).mkdir(parents=True)
+        (src / sub / "f").write_text(sub)
+    dst.mkdir()
+    seed.copy_tree(src, dst, exclude=seed.EXCLUDE)
+    assert sorted(p.name for p in dst.iterdir()) == ["image", "overlay2"]
+    assert (dst / "overlay2" / "f").read_text() == "overlay2"
     d = tmp_path / "vol"
     (d / "sub").mkdir(parents=True)
     (d / "f").write_text("x")

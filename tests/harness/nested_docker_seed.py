@@ -14,6 +14,8 @@ of the seed instead (`cp -a`: a few seconds).
 
 The seed's key is the instance's image id (its Docker version and storage driver) and the image
 ids, so a rebuilt image or platform makes a new seed; the most recently used KEEP seeds are kept.
+A seed holds the image store only: the engine's networks are left out (EXCLUDE), so the restored
+engine chooses its bridge's subnet for its own instance, as a fresh one does.
 The engine is stopped while its data is copied either way (systemctl in the instance).
 Seeds live in $MLW_IMAGE_CACHE/seeds (default /var/cache/ml-workshop-test/images/seeds).
 """
@@ -33,6 +35,12 @@ from pathlib import Path
 
 NO_SEED = 3
 KEEP = 3
+# What a seed never carries: the engine's networks (network/: the default bridge's subnet is
+# chosen at the first start to miss the instance's own addresses, so another instance on another
+# network would get a bridge that collides with its eth0 — seen: apt hanging in a build, published
+# ports not answering), and what belongs to one engine's life (containers, swarm state, tmp).
+EXCLUDE = ("network", "swarm", "containers", "tmp")
+FORMAT = "2"  # in the key and the marker: seeds of an older format are never used, and pruned
 UNITS = ["docker.socket", "docker.service", "containerd.service"]
 
 
@@ -41,7 +49,9 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def seed_key(instance_image_id: str, image_ids: list[str]) -> str:
-    return hashlib.sha256(json.dumps([instance_image_id, sorted(image_ids)]).encode()).hexdigest()[:24]
+    return hashlib.sha256(json.dumps([FORMAT, instance_image_id, sorted(image_ids)]).encode()).hexdigest()[
+        :24
+    ]
 
 
 def engine_volume(info: dict) -> Path | None:
@@ -84,9 +94,12 @@ def start_engine(container: str, timeout: float = 120) -> None:
         time.sleep(1)
 
 
-def copy_tree(src: Path, dst: Path) -> None:
-    """src's content into dst (which exists), owners, modes, links and times kept."""
-    run("cp", "-a", "--reflink=auto", f"{src}/.", f"{dst}/")
+def copy_tree(src: Path, dst: Path, exclude: tuple[str, ...] = ()) -> None:
+    """src's content into dst (which exists), owners, modes, links, xattrs and times kept; the
+    top-level entries named in `exclude` are left out."""
+    entries = sorted(str(p) for p in src.iterdir() if p.name not in exclude)
+    if entries:
+        run("cp", "-a", "--reflink=auto", *entries, f"{dst}/")
 
 
 def empty_dir(path: Path) -> None:
@@ -104,7 +117,9 @@ def prune(seeds: Path, keep: int) -> list[str]:
         key=lambda d: d.stat().st_mtime,
         reverse=True,
     )
-    gone = [d for d in done[keep:]] + [d for d in seeds.iterdir() if d.is_dir() and ".tmp-" in d.name]
+    current = [d for d in done if (d / "complete").read_text().startswith(f"format {FORMAT}\n")]
+    gone = [d for d in done if d not in current[:keep]]
+    gone += [d for d in seeds.iterdir() if d.is_dir() and ".tmp-" in d.name]
     for d in gone:
         shutil.rmtree(d, ignore_errors=True)
     return [d.name for d in gone]
@@ -149,10 +164,10 @@ def save(container: str, seed: Path, keep: int) -> int:
         (tmp / "data").mkdir(parents=True)
         stop_engine(container)
         try:
-            copy_tree(volume, tmp / "data")
+            copy_tree(volume, tmp / "data", exclude=EXCLUDE)
         finally:
             start_engine(container)
-        (tmp / "complete").write_text(f"{container}\n")
+        (tmp / "complete").write_text(f"format {FORMAT}\n{container}\n")
         tmp.rename(seed)
         gone = prune(seeds, keep)
     print(f"seed {seed.name} saved from {container}" + (f"; removed {', '.join(gone)}" if gone else ""))
