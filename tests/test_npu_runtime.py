@@ -127,9 +127,16 @@ def test_bundle_argument_and_commands_other_than_create_go_straight_to_runc(tmp_
     assert (tmp_path / "args").read_text().split() == ["--log", "x", "create", "--bundle", str(bundle), "c1"]
     assert "ASCEND_DOCKER_RUNTIME=True" in json.loads((bundle / "config.json").read_text())["process"]["env"]
     (bundle / "config.json").write_text(json.dumps(spec_with("ASCEND_VISIBLE_DEVICES=all")))
+    log = tmp_path / "log.json"
     p = subprocess.run(
-        [sys.executable, SCRIPT, "create", "--bundle", bundle, "c2"], env=env, capture_output=True, text=True
+        [sys.executable, SCRIPT, "--log", log, "--log-format", "json", "create", "--bundle", bundle, "c2"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert p.returncode == 1 and "invalid single device parameter: all" in p.stderr
+    # where containerd's shim reads a runtime's error: runc's JSON log lines
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert entry["level"] == "error" and "invalid single device parameter: all" in entry["msg"]
     p = subprocess.run([sys.executable, SCRIPT, "state", "c1"], env=env)
     assert p.returncode == 0 and (tmp_path / "args").read_text().split() == ["state", "c1"]
