@@ -165,15 +165,14 @@ def place(
             )
 
     if policy == "exclusive":
-        if home is not None and home in table and table[home] in with_image:
+        n_free = {n.name: len(free_npus(n, running, username)) for n in with_image}  # once per node
+        if home is not None and home in n_free and n_free[home] >= per_user:
             h = table[home]
-            if len(free_npus(h, running, username)) >= per_user:
-                return Placement(h.name, _exclusive_on(h, username, running, per_user))
-        best = max(with_image, key=lambda n: len(free_npus(n, running, username)))  # first of ties
-        best_free = len(free_npus(best, running, username))
-        if best_free < per_user:
+            return Placement(h.name, _exclusive_on(h, username, running, per_user))
+        best = max(with_image, key=lambda n: n_free[n.name])  # first of ties
+        if n_free[best.name] < per_user:
             total = sum(len(set(n.npu_ids)) for n in with_image)
-            free = sum(len(free_npus(n, running, username)) for n in with_image)
+            free = sum(n_free.values())
             raise alloc.AllocationError(
                 f"No free NPU on any of the {len(with_image)} servers of the cluster: {total} NPUs, "
                 f"{free} free, but no server has {per_user} free at once.",
