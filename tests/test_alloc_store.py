@@ -19,6 +19,8 @@ def test_transaction_persists_0600(tmp_path):
         "npus": {"a": [0]},
         "ssh_ports": {"a": 22222},
         "ports": {},
+        "placed": {},
+        "homes": {},
     }
 
 
@@ -65,15 +67,27 @@ def test_damaged_file_is_moved_aside_and_rebuilt(tmp_path, text, caplog):
     path = tmp_path / "state.json"
     path.write_text(text)
     s = StateStore(str(path))
-    assert s.load() == {"npus": {}, "ssh_ports": {}, "ports": {}}  # read-only view: never trusted
-    rebuilt = {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230}, "ports": {}}
+    assert s.load() == {
+        "npus": {},
+        "ssh_ports": {},
+        "ports": {},
+        "placed": {},
+        "homes": {},
+    }  # read-only view: never trusted
+    rebuilt = {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230}, "ports": {}, "placed": {}, "homes": {}}
     with caplog.at_level("ERROR", logger="ml_workshop.store"):
         with s.transaction(rebuild=lambda: rebuilt) as st:
             assert st == rebuilt
             st["ssh_ports"]["dan"] = 22231
     aside = list(tmp_path.glob("state.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_text() == text  # kept for the admin to look at
-    assert s.load() == {"npus": {"carol": [2]}, "ssh_ports": {"carol": 22230, "dan": 22231}, "ports": {}}
+    assert s.load() == {
+        "npus": {"carol": [2]},
+        "ssh_ports": {"carol": 22230, "dan": 22231},
+        "ports": {},
+        "placed": {},
+        "homes": {},
+    }
     assert "damaged" in caplog.text and "rebuilt from the running containers' labels" in caplog.text
 
 
@@ -104,3 +118,23 @@ def test_state_from_labels():
     # bob's NPU 1 is alice's already: not given twice
     assert got == {"npus": {"alice": [0, 1]}, "ssh_ports": {"alice": 22222, "bob": 22223}, "ports": {}}
     assert container.state_from_labels(found, record_npus=False)["npus"] == {}
+
+
+def test_cluster_tables_survive_and_are_checked(tmp_path):
+    """Cluster mode's tables (where each server runs, where each student's work is) are kept
+    across hub restarts; a damaged entry makes the file untrusted like any other."""
+    s = StateStore(str(tmp_path / "state.json"))
+    with s.transaction() as st:
+        st["placed"]["a"] = {"node": "npu1", "npus": [3]}
+        st["homes"]["a"] = "npu1"
+    got = StateStore(str(tmp_path / "state.json")).load()
+    assert got["placed"] == {"a": {"node": "npu1", "npus": [3]}} and got["homes"] == {"a": "npu1"}
+    from ml_workshop.store import StateDamaged, validate
+
+    for bad in (
+        {"placed": {"a": {"npus": [1]}}},
+        {"placed": {"a": {"node": "n", "npus": [-1]}}},
+        {"homes": {"a": 3}},
+    ):
+        with pytest.raises(StateDamaged):
+            validate(bad)

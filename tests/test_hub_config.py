@@ -241,3 +241,59 @@ def test_settings_template_passes_the_instructors_settings():
     ).read_text()
     assert '"instructor_content_writable": hub_instructor_content_writable | bool' in template
     assert '"instructor_students_work": hub_instructor_students_work' in template
+
+
+def test_apply_in_cluster_mode_uses_the_swarm_spawner_and_the_hosts_address(tmp_path):
+    pytest.importorskip("jupyterhub")
+    from traitlets.config import Config
+
+    s = settings(tmp_path)
+    s["mode"] = "cluster"
+    s["hub_ip"] = s["hub_connect_ip"] = "10.0.0.2"
+    s["cluster"] = {"jupyter_port_range": [29000, 29999], "work_shared": False}
+    s["spawner"]["npu_static_map"] = {"ann": {"node": "npu2", "npus": ["1"]}}
+    c = hubconfig.apply(Config(), s)
+    assert c.JupyterHub.spawner_class == "ml_workshop.cluster.ClusterSpawner"
+    assert (c.JupyterHub.hub_ip, c.JupyterHub.hub_connect_ip) == ("10.0.0.2", "10.0.0.2")
+    assert c.ClusterSpawner.npu_static_map == {"ann": {"node": "npu2", "npus": [1]}}
+    assert c.ClusterSpawner.pull_policy == "skip" and c.ClusterSpawner.jupyter_port_range == (29000, 29999)
+    s["cluster"]["jupyter_port_range"] = [22000, 22300]  # overlaps the SSH ports
+    with pytest.raises(ValueError, match="overlaps hub_ssh_port_range"):
+        hubconfig.apply(Config(), s)
+
+
+@pytest.mark.parametrize(
+    "kw, problem",
+    [
+        ({"mode": "per_server"}, None),
+        ({"mode": "swarm"}, "hub_mode (workshop_hub_mode) must be one of per_server, cluster"),
+        ({"mode": "cluster", "hub_ip": "10.0.0.2"}, None),
+        ({"mode": "cluster", "hub_ip": ""}, "hub_cluster_hub_ip must be"),
+        ({"mode": "cluster", "hub_ip": "10.0.0.2", "jupyter_range": [80, 90]}, "within 1024-65535"),
+        ({"mode": "cluster", "hub_ip": "10.0.0.2", "reserved": [29001]}, "contains port 29001"),
+        (
+            {"mode": "cluster", "hub_ip": "10.0.0.2", "static_map": {"a": [1]}},
+            "must be {node: NAME, npus: [ids]}",
+        ),
+        (
+            {
+                "mode": "cluster",
+                "hub_ip": "10.0.0.2",
+                "static_map": {"a": {"node": "x", "npus": []}},
+                "nodes": ["npu1"],
+            },
+            "names node 'x', which is not an NPU server",
+        ),
+    ],
+)
+def test_cluster_problems(kw, problem):
+    got = hubconfig.cluster_problems(
+        kw["mode"],
+        kw.get("jupyter_range", [29000, 29999]),
+        [22222, 22999],
+        kw.get("reserved", []),
+        kw.get("static_map", {}),
+        kw.get("nodes"),
+        kw.get("hub_ip", ""),
+    )
+    assert (got == []) if problem is None else any(problem in p for p in got), got

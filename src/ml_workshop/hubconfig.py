@@ -71,6 +71,66 @@ def ssh_port_problems(port_range: object, reserved: list[object]) -> list[str]:
     return []
 
 
+HUB_MODES = ("per_server", "cluster")
+
+
+def cluster_problems(
+    mode: object,
+    jupyter_range: object = (29000, 29999),
+    ssh_range: object = (22222, 22999),
+    reserved: list[object] | None = None,
+    static_map: object = None,
+    nodes: list[str] | None = None,
+    hub_ip: object = "",
+) -> list[str]:
+    """What is wrong with `hub_mode` and, in cluster mode, the cluster settings; [] when usable:
+    the Jupyter port range (within 1024-65535, apart from the SSH range and the reserved ports),
+    the hub's address the nodes reach (an IP address), and static-map entries of the form
+    {node, npus} naming an NPU server of the inventory (`nodes`)."""
+    if mode not in HUB_MODES:
+        return [f"hub_mode (workshop_hub_mode) must be one of {', '.join(HUB_MODES)}, not {mode!r}"]
+    if mode != "cluster":
+        return []
+    problems: list[str] = []
+    try:
+        first, last = (int(p) for p in jupyter_range)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return [f"hub_cluster_jupyter_port_range must be [first, last], not {jupyter_range!r}"]
+    if not 1024 <= first <= last <= 65535:
+        problems.append(f"hub_cluster_jupyter_port_range must be within 1024-65535, not {[first, last]}")
+    try:
+        s_first, s_last = (int(p) for p in ssh_range)  # type: ignore[union-attr]
+        if first <= s_last and s_first <= last:
+            problems.append(
+                f"hub_cluster_jupyter_port_range {[first, last]} overlaps hub_ssh_port_range {[s_first, s_last]}"
+            )
+    except (TypeError, ValueError):
+        pass  # hub_ssh_port_range's own check says it
+    clash = sorted({int(p) for p in reserved or [] if first <= int(p) <= last})  # type: ignore[call-overload]
+    if clash:
+        problems.append(
+            f"hub_cluster_jupyter_port_range {[first, last]} contains port {', '.join(map(str, clash))}, "
+            "used by the hub or the cache proxy"
+        )
+    try:
+        ipaddress.ip_address(hub_ip)  # type: ignore[arg-type]
+    except ValueError:
+        problems.append(
+            f"hub_cluster_hub_ip must be the hub host's IP address the nodes reach, not {hub_ip!r}"
+        )
+    for user, entry in (static_map or {}).items() if isinstance(static_map, dict) else []:
+        if not isinstance(entry, dict) or "node" not in entry or not isinstance(entry.get("npus", []), list):
+            problems.append(
+                f"hub_npu_static_map[{user!r}] must be {{node: NAME, npus: [ids]}} in cluster mode"
+            )
+        elif nodes is not None and str(entry["node"]) not in nodes:
+            problems.append(
+                f"hub_npu_static_map[{user!r}] names node {entry['node']!r}, which is not an NPU server "
+                f"({', '.join(nodes) or 'none'})"
+            )
+    return problems
+
+
 def ssh_bind_ip_problems(value: object) -> list[str]:
     """What is wrong with `hub_ssh_bind_ip`; [] when usable: "" (all addresses) or one IPv4/IPv6
     address of the NPU server. The hub's own rule (apply raises) and the preflight's check
@@ -205,7 +265,10 @@ def apply(c, s):
     hub.shutdown_on_logout = False
     hub.default_url = "/hub/home"  # log in to the home page; the student starts the server
     hub.authenticator_class = "ml_workshop.auth.WorkshopAuthenticator"
-    hub.spawner_class = "ml_workshop.spawner.WorkshopSpawner"
+    cluster = s.get("mode", "per_server") == "cluster"
+    hub.spawner_class = (
+        "ml_workshop.cluster.ClusterSpawner" if cluster else "ml_workshop.spawner.WorkshopSpawner"
+    )
     from ml_workshop.handlers import (
         ConnectionHandler,
         NpuDashboardHandler,
@@ -284,7 +347,8 @@ def apply(c, s):
     ws.npu_policy = sp["npu_policy"]
     ws.npu_ids = [int(i) for i in sp["npu_ids"]]
     ws.npu_per_user = int(sp["npu_per_user"])
-    ws.npu_static_map = {k: [int(i) for i in v] for k, v in sp["npu_static_map"].items()}
+    if not cluster:
+        ws.npu_static_map = {k: [int(i) for i in v] for k, v in sp["npu_static_map"].items()}
     ws.npu_runtime = sp["npu_runtime"]
     ws.npu_access = sp["npu_access"]
     ws.state_file = os.path.join(s["state_dir"], "ml-workshop-state.json")
@@ -312,4 +376,26 @@ def apply(c, s):
     ws.cap_add = sp["cap_add"]
     ws.no_new_privileges = bool(sp["no_new_privileges"])
     ws.container_env = {k: str(v) for k, v in sp["env"].items()}
+    if cluster:
+        cl = s["cluster"]
+        problems = cluster_problems(
+            "cluster",
+            cl["jupyter_port_range"],
+            sp["ssh_port_range"],
+            sp["ssh_reserved_ports"],
+            sp["npu_static_map"],
+            None,
+            s["hub_ip"],
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        cs = c.ClusterSpawner
+        cs.npu_static_map = {
+            k: {"node": str(v["node"]), "npus": [int(i) for i in v.get("npus", [])]}
+            for k, v in sp["npu_static_map"].items()
+        }
+        cs.jupyter_port_range = tuple(int(p) for p in cl["jupyter_port_range"])
+        cs.work_shared = bool(cl.get("work_shared", False))
+        cs.pull_policy = "skip"  # the images are on the nodes (their labels say which)
+        cs.network_name = ""  # host-mode ports on the node; no network of the hub's host
     return c

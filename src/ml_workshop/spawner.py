@@ -143,15 +143,22 @@ class WorkshopSpawner(DockerSpawner):
             return ""
         note = i18n.page_text(spawner._language())["profile_missing"]
         try:
-            found = await spawner.docker("images")
+            tags = await spawner.available_images()
         except Exception:  # the daemon does not answer: offer everything, the start explains
             spawner.log.warning("Cannot list the images for the profile form", exc_info=True)
-            return profiles.options_form(offered, [p.image for p in offered], missing_note=note)
-        tags = [t for img in found or [] for t in (img.get("RepoTags") or [])]
+            tags = None
+        if tags is None:
+            tags = [p.image for p in offered]
         chosen = (spawner.user_options or {}).get("profile", "")
         return profiles.options_form(
             offered, tags, chosen=chosen if isinstance(chosen, str) else "", missing_note=note
         )
+
+    async def available_images(self) -> list[str] | None:
+        """The image references a server can start with (the start page greys out the others);
+        None: not known (everything is offered)."""
+        found = await self.docker("images")
+        return [t for img in found or [] for t in (img.get("RepoTags") or [])]
 
     def _forget_user_options(self) -> None:
         """JupyterHub saves a start's options before the start and reuses them for later starts
@@ -181,6 +188,10 @@ class WorkshopSpawner(DockerSpawner):
         if lock is None:
             lock = self._allocation_locks[loop] = asyncio.Lock()
         return lock
+
+    async def _prepare_work_dir(self) -> None:
+        """The student's work directory exists, owned by the image's user, before the start."""
+        self._ensure_work_dir()
 
     def _ensure_work_dir(self) -> str:
         path = container.work_dir(self.work_root, self.escaped_name)
@@ -407,7 +418,7 @@ class WorkshopSpawner(DockerSpawner):
                     image=self.image,
                     detail=f"profile {profile.slug}: image not on this host",
                 )
-            self._ensure_work_dir()
+            await self._prepare_work_dir()
             self.apply_allocation(ids, port, init=self._docker_init_for(config), profile=profile)
             self.log.info(
                 "Starting %s (profile %s) with NPUs [%s], SSH port %s%s",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-EMPTY = {"npus": {}, "ssh_ports": {}, "ports": {}}
+EMPTY = {"npus": {}, "ssh_ports": {}, "ports": {}, "placed": {}, "homes": {}}
 
 log = logging.getLogger("ml_workshop.store")
 
@@ -59,10 +59,26 @@ def validate(data: Any) -> dict[str, dict[str, Any]]:
             if port in owners:
                 raise StateDamaged(f"port {port} is held twice ({owners[port]} and {kind} port of {user!r})")
             owners[port] = f"the {kind} port of {user!r}"
+    # cluster mode (ml_workshop.cluster): where each server runs now and where each student's work is
+    placed, homes = data.get("placed", {}), data.get("homes", {})
+    if not isinstance(placed, dict) or not isinstance(homes, dict):
+        raise StateDamaged("placed and homes must be objects")
+    for user, where in placed.items():
+        if (
+            not isinstance(where, dict)
+            or not isinstance(where.get("node"), str)
+            or not isinstance(where.get("npus", []), list)
+            or not all(_is_int(i) and i >= 0 for i in where.get("npus", []))
+        ):
+            raise StateDamaged(f"placed of {user!r} is not {{node, npus}}: {where!r}")
+    if not all(isinstance(n, str) for n in homes.values()):
+        raise StateDamaged("homes must map users to node names")
     return {
         "npus": {u: list(v) for u, v in npus.items()},
         "ssh_ports": dict(ports),
         "ports": {name: dict(t) for name, t in named.items()},
+        "placed": {u: {"node": w["node"], "npus": list(w.get("npus", []))} for u, w in placed.items()},
+        "homes": dict(homes),
     }
 
 

@@ -139,6 +139,8 @@ def service_extras(
     mem_bytes: int = 0,
     nano_cpus: int = 0,
     labels: Mapping[str, str] | None = None,
+    hostname: str = "",
+    extra_ports: Mapping[int, int] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SwarmSpawner's extra_*_spec for one student's server (docker-py's ContainerSpec,
     TaskTemplate and EndpointSpec keyword arguments; raw API dicts where docker-py has no type):
@@ -148,7 +150,8 @@ def service_extras(
     init; the task's limits with pids (docker-py's Resources has no pids, so the whole raw
     resources, which replace SwarmSpawner's); no restart (a server that exits is shown stopped;
     the student starts it again); host-mode ports on the node (Jupyter for the hub's proxy, sshd
-    for the student) with dnsrr, as Swarm wants with host ports."""
+    for the student, and a profile's own ports: {container port: host port}) with dnsrr, as Swarm
+    wants with host ports."""
     limits: dict[str, int] = {"Pids": int(pids_limit)}
     if mem_bytes:
         limits["MemoryBytes"] = int(mem_bytes)
@@ -158,16 +161,21 @@ def service_extras(
         {"Type": "bind", "Source": src, "Target": dst, "ReadOnly": bool(ro)} for src, dst, ro in binds
     ]
     mounts.append({"Type": "tmpfs", "Target": "/dev/shm", "TmpfsOptions": {"SizeBytes": int(shm_bytes)}})
+    ports = [(int(jupyter_port), int(published_jupyter)), (22, int(ssh_port))]
+    ports += sorted((int(c), int(h)) for c, h in (extra_ports or {}).items())
+    container_spec: dict[str, Any] = {
+        "labels": {USER_LABEL: username, NPUS_LABEL: alloc.format_id_list(placement.npus)}
+        | dict(labels or {}),
+        "mounts": mounts,
+        "cap_add": sorted(set(cap_add)),
+        "cap_drop": ["ALL"],
+        "init": True,
+    }
+    if hostname:
+        container_spec["hostname"] = hostname
     return {
         "extra_placement_spec": {"constraints": [f"node.hostname=={placement.node}"]},
-        "extra_container_spec": {
-            "labels": {USER_LABEL: username, NPUS_LABEL: alloc.format_id_list(placement.npus)}
-            | dict(labels or {}),
-            "mounts": mounts,
-            "cap_add": sorted(set(cap_add)),
-            "cap_drop": ["ALL"],
-            "init": True,
-        },
+        "extra_container_spec": container_spec,
         "extra_task_spec": {
             "restart_policy": {"Condition": "none", "MaxAttempts": 0},
             "resources": {"Limits": limits},
@@ -175,13 +183,8 @@ def service_extras(
         "extra_endpoint_spec": {
             "mode": "dnsrr",
             "ports": [
-                {
-                    "Protocol": "tcp",
-                    "TargetPort": int(jupyter_port),
-                    "PublishedPort": int(published_jupyter),
-                    "PublishMode": "host",
-                },
-                {"Protocol": "tcp", "TargetPort": 22, "PublishedPort": int(ssh_port), "PublishMode": "host"},
+                {"Protocol": "tcp", "TargetPort": c, "PublishedPort": h, "PublishMode": "host"}
+                for c, h in ports
             ],
         },
     }

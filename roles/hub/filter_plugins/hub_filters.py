@@ -53,6 +53,7 @@ class FilterModule:
             "hub_npu_settings_problems": alloc.validate_npu_settings,
             "hub_roster_problems": hubconfig.roster_problems,
             "hub_ssh_port_problems": hubconfig.ssh_port_problems,
+            "hub_cluster_problems": hubconfig.cluster_problems,
             "hub_ssh_bind_ip_problems": hubconfig.ssh_bind_ip_problems,
             "hub_username_problem": names.name_problem,
             "hub_cidr_problems": firewall.cidr_problems,
