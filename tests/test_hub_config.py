@@ -297,3 +297,15 @@ def test_cluster_problems(kw, problem):
         kw.get("hub_ip", ""),
     )
     assert (got == []) if problem is None else any(problem in p for p in got), got
+
+
+def test_cluster_mode_roster_is_the_class_list(tmp_path):
+    pytest.importorskip("jupyterhub")
+    from traitlets.config import Config
+
+    s = settings(tmp_path)
+    s.update(mode="cluster", hub_ip="10.0.0.2", hub_connect_ip="10.0.0.2", server="hubhost")
+    s["cluster"] = {"jupyter_port_range": [29000, 29999]}
+    s["auth"]["roster"] = [{"username": "ann", "server": "npu1"}, {"username": "ben", "server": "npu2"}]
+    c = hubconfig.apply(Config(), s)
+    assert c.WorkshopAuthenticator.roster == {"ann", "ben"}

@@ -289,6 +289,7 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
             labels=labels,
             hostname=container.hostname(self.escaped_name),
             extra_ports=published,
+            init=init,
         )
         self.volumes = {}  # every mount is in extra_container_spec
         self.extra_placement_spec = extras["extra_placement_spec"]

@@ -42,8 +42,10 @@ class ConnectionHandler(BaseHandler):
         port_labels = {
             name: (spec.label, spec.scheme) for name, spec in all_ports(spawner.profile_list()).items()
         }
+        # cluster mode: the node the student's server runs (or last ran) on, not the hub's host
+        ssh_host = getattr(spawner, "node_addr", "") or spawner.ssh_host
         details = connection_details(
-            user.name, StateStore(spawner.state_file).load(), spawner.ssh_host, port_labels=port_labels
+            user.name, StateStore(spawner.state_file).load(), ssh_host, port_labels=port_labels
         )
         ca = workshop_ca(self.ca_file)
         html = await self.render_template(

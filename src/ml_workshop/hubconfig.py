@@ -318,7 +318,13 @@ def apply(c, s):
     # Where the proxy (on this host) connects from: the gateway it targets, or any other address
     # of this host the kernel picks as the source (hostnet.local_addresses).
     wa.trusted_proxies = {s["hub_connect_ip"], s["hub_ip"]} | hostnet.local_addresses()
-    in_force, roster = roster_for(a.get("roster", []), s.get("server", ""))
+    if s.get("mode", "per_server") == "cluster":
+        # one hub for every server: the roster, when there is one, is the class list (its
+        # `server` entries name no hub any more; the spawner places each student)
+        entries = a.get("roster", [])
+        in_force, roster = bool(entries), sorted({str(e["username"]) for e in entries})
+    else:
+        in_force, roster = roster_for(a.get("roster", []), s.get("server", ""))
     if in_force:
         # A filter, not allowed_users (which NativeAuthenticator treats as pre-approved).
         c.Authenticator.allow_all = False

@@ -141,6 +141,7 @@ def service_extras(
     labels: Mapping[str, str] | None = None,
     hostname: str = "",
     extra_ports: Mapping[int, int] | None = None,
+    init: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """SwarmSpawner's extra_*_spec for one student's server (docker-py's ContainerSpec,
     TaskTemplate and EndpointSpec keyword arguments; raw API dicts where docker-py has no type):
@@ -169,7 +170,7 @@ def service_extras(
         "mounts": mounts,
         "cap_add": sorted(set(cap_add)),
         "cap_drop": ["ALL"],
-        "init": True,
+        "init": bool(init),  # Docker's init as PID 1 unless the image runs its own (tini)
     }
     if hostname:
         container_spec["hostname"] = hostname
