@@ -326,3 +326,21 @@ def test_size_bytes():
     assert cluster.size_bytes("512m") == 512 << 20
     assert cluster.size_bytes("1G") == 1 << 30
     assert cluster.size_bytes(None) == 0 and cluster.size_bytes(1234) == 1234
+
+
+def test_a_work_dir_helper_holds_no_npu_and_a_starting_server_holds_its_own(tmp_path):
+    """While A's start is under way (its work-dir helper task runs, its server task does not
+    exist yet), B's placement counts A's NPU as taken (the state's `placed`, A is spawning)."""
+    fake = FakeSwarm([{"name": "npu1", "addr": "a", "npus": "0-1", "images": [IMAGE]}])
+    a = make(tmp_path, fake, "ann")
+    b = make(tmp_path, fake, "ben")
+    profile = a.profile_list()[0]
+    a._place_locked("ann", {"ann"}, fake.node_objects(), [], profile)
+    helper = {
+        "NodeID": "id-npu1",
+        "DesiredState": "running",
+        "Status": {"State": "running"},
+        "Spec": {"ContainerSpec": {"Labels": {cluster.HELPER_LABEL: "ann"}}},
+    }
+    ids, _ = b._place_locked("ben", {"ann", "ben"}, fake.node_objects(), [helper], profile)
+    assert a.npu_allocated == [] and a._placement.npus == [0] and ids == [1]

@@ -204,7 +204,8 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
             command=["install", "-d", "-m", "0750", "-o", str(self.work_uid), "-g", str(self.work_gid), path],
             user="0:0",
             mounts=[Mount(target=self.work_root, source=self.work_root, type="bind")],
-            labels={HELPER_LABEL: "workdir", swarm.USER_LABEL: self.user.name},
+            # not the students' label: a helper is no server and holds no NPU (swarm.running_from_tasks)
+            labels={HELPER_LABEL: self.user.name},
         )
         task = TaskTemplate(
             container_spec=spec,
@@ -215,7 +216,7 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
             await self.docker("remove_service", name)
         except docker_errors.NotFound:
             pass
-        service = await self.docker("create_service", task, name=name, labels={HELPER_LABEL: "workdir"})
+        service = await self.docker("create_service", task, name=name, labels={HELPER_LABEL: self.user.name})
         loop = asyncio.get_running_loop()
         end = loop.time() + self.helper_timeout
         try:

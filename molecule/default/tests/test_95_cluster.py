@@ -33,7 +33,8 @@ testinfra_hosts = [f"ansible://{PREFIX}-cache"]
 REPO = os.environ.get("MLW_REPO", ".")
 NODES = ("npu1", "npu2")
 STUDENT_NPUS = {"npu1": 8, "npu2": 3}  # prepare.yml's emulation; npu2's NPU 3 is the HCIE container's
-STUDENTS = [f"c{i:02d}" for i in range(sum(STUDENT_NPUS.values()) + 1)]
+# (MLW_CLUSTER_NAMES: another prefix, to run the suite again on a dev site)
+STUDENTS = [f"{os.environ.get('MLW_CLUSTER_NAMES', 'c')}{i:02d}" for i in range(sum(STUDENT_NPUS.values()) + 1)]
 LAST = STUDENTS[-1]
 
 
