@@ -17,7 +17,9 @@ Leaves behind: the site in cluster mode (the scenario's destroy follows).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -26,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from conftest import ARTIFACTS, PASSWORD, PREFIX, approve, instance, signup
-from sitehub import Hub
+from sitehub import DB, Hub
 
 testinfra_hosts = [f"ansible://{PREFIX}-cache"]
 
@@ -54,6 +56,18 @@ class ClusterHub(Hub):
         self.server = "cache"
         self.host = instance("cache")
         self.base = f"http://{address_of('cache')}:28000"
+
+    def sql(self, query: str) -> str:
+        """A query of the hub's database (the cache host has no sqlite3 program: Python's module)."""
+        script = f"import sqlite3; print('\\n'.join('|'.join(map(str, r)) for r in sqlite3.connect({DB!r}).execute({query!r})))"
+        return self.host.check_output(f"python3 -c {shlex.quote(script)}")
+
+    def signup_and_approve(self, user, password):
+        self.signup(user, password)
+        su = self.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+        admin, _ = self.login("superuser", su)
+        if self.sql(f"select is_authorized from users_info where username='{user}'").strip() != "1":
+            admin.get(f"{self.base}/hub/authorize/{user}")
 
 
 def playbook(*args: str) -> str:
@@ -129,9 +143,7 @@ def test_students_sign_up_on_the_one_url_and_are_approved_on_the_one_admin_page(
     approve(browser, hub.base, su, STUDENTS[0], shot="cluster-authorize.png")
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda u: hub.signup_and_approve(u, PASSWORD), STUDENTS[1:]))
-    rows = hub.host.check_output(
-        "sqlite3 /var/lib/jupyterhub/jupyterhub.sqlite \"select username from users_info where is_authorized=1\""
-    ).split()
+    rows = hub.sql("select username from users_info where is_authorized=1").split()
     assert set(STUDENTS) <= set(rows)
 
 
@@ -164,6 +176,19 @@ def test_each_container_sees_exactly_its_own_npu(hub, host):
         assert devs == sorted([f"davinci{env}", "davinci_manager"]), (u, node, devs, env)
         seen[node].append(int(env))
     assert {n: sorted(ids) for n, ids in seen.items()} == {n: list(range(c)) for n, c in STUDENT_NPUS.items()}
+
+
+def test_only_the_hub_reaches_a_students_jupyter_port(hub, host):
+    where = tasks_by_user(host)
+    u = next(u for u, n in sorted(where.items()) if n == "npu1")
+    state = json.loads(host.check_output("cat /var/lib/jupyterhub/ml-workshop-state.json"))
+    port = state["ports"]["jupyter"][u]
+    probe = f"python3 -c 'import socket; socket.create_connection((\"{address_of('npu1')}\", {port}), 5)'"
+    assert host.run(probe).rc == 0  # the hub's host (its proxy connects here)
+    assert instance("npu2").run(probe).rc != 0  # another node of the classroom network
+    with pytest.raises(OSError):
+        socket.create_connection((address_of("npu1"), port), timeout=5).close()  # the control node
+    assert "MLW-CLUSTER-JUPYTER" in instance("npu1").check_output("iptables -S DOCKER-USER")
 
 
 def test_second_start_same_node_same_files_and_ssh_on_the_node(hub, host):
