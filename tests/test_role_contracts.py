@@ -213,3 +213,23 @@ def test_preflight_runs_with_every_tag_of_its_role(role):
     assert preflight, f"{role.name}: no task tagged preflight in tasks/main.yml"
     for tags in preflight:
         assert tags >= used, f"{role.name}: preflight lacks tags {sorted(used - tags)}"
+
+
+def test_cluster_spawner_trait_defaults_equal_the_hub_role_defaults():
+    """Cluster mode's settings (hub role) and ClusterSpawner's own defaults agree."""
+    tree = ast.parse((REPO / "src/ml_workshop/cluster.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "ClusterSpawner")
+    traits = {}
+    for node in cls.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            for arg in [kw.value for kw in node.value.keywords if kw.arg == "default_value"] + list(
+                node.value.args
+            ):
+                try:
+                    traits[node.targets[0].id] = ast.literal_eval(arg)
+                    break
+                except ValueError:
+                    continue
+    hub = _defaults(REPO / "roles/hub")
+    assert traits["jupyter_port_range"] == tuple(hub["hub_cluster_jupyter_port_range"])
+    assert traits["work_shared"] == hub["hub_cluster_work_shared"]

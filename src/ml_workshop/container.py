@@ -373,7 +373,8 @@ def connection_details(
         "host": ssh_host,
         "port": port,
         "user": ssh_user,
-        "npus": state.get("npus", {}).get(username) or (state.get("placed", {}).get(username) or {}).get("npus"),
+        "npus": state.get("npus", {}).get(username)
+        or (state.get("placed", {}).get(username) or {}).get("npus"),
         "command": f"ssh -p {port} {ssh_user}@{ssh_host}",
         "vscode": vscode_snippet(f"{alias_prefix}-{username}", ssh_host, port, ssh_user),
     }

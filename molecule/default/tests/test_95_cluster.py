@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import ARTIFACTS, PASSWORD, PREFIX, approve, instance, signup
+from conftest import ARTIFACTS, PASSWORD, PREFIX, approve, instance, login, signup
 from sitehub import DB, Hub
 
 testinfra_hosts = [f"ansible://{PREFIX}-cache"]
@@ -36,13 +36,21 @@ REPO = os.environ.get("MLW_REPO", ".")
 NODES = ("npu1", "npu2")
 STUDENT_NPUS = {"npu1": 8, "npu2": 3}  # prepare.yml's emulation; npu2's NPU 3 is the HCIE container's
 # (MLW_CLUSTER_NAMES: another prefix, to run the suite again on a dev site)
-STUDENTS = [f"{os.environ.get('MLW_CLUSTER_NAMES', 'c')}{i:02d}" for i in range(sum(STUDENT_NPUS.values()) + 1)]
+STUDENTS = [
+    f"{os.environ.get('MLW_CLUSTER_NAMES', 'c')}{i:02d}" for i in range(sum(STUDENT_NPUS.values()) + 1)
+]
 LAST = STUDENTS[-1]
 
 
 def address_of(name: str) -> str:
     return subprocess.run(
-        ["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", f"{PREFIX}-{name}"],
+        [
+            "docker",
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            f"{PREFIX}-{name}",
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -80,7 +88,9 @@ def playbook(*args: str) -> str:
         check=False,
     )
     log.write_text(p.stdout + "\n" + p.stderr)
-    assert p.returncode == 0, f"site.yml {' '.join(args)} failed (rc {p.returncode}); see {log}\n{p.stdout[-2500:]}"
+    assert p.returncode == 0, (
+        f"site.yml {' '.join(args)} failed (rc {p.returncode}); see {log}\n{p.stdout[-2500:]}"
+    )
     return p.stdout
 
 
@@ -105,9 +115,13 @@ def tasks_by_user(hub_host) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def hub():
     # the per-server class is over: its servers stop (their work stays on each server)
-    for node in NODES:
-        instance(node).run("docker ps -q --filter label=ml-workshop.user | xargs -r docker rm -f")
-    playbook("-e", "workshop_hub_mode=cluster", "-e", '{"hub_roster": []}')
+    for node in NODES:  # (containers of Swarm tasks, from an earlier run on a dev site, are not theirs)
+        instance(node).run(
+            "docker ps --filter label=ml-workshop.user --format '{{.ID}} {{.Label \"com.docker.swarm.task.id\"}}'"
+            " | awk '$2 == \"\" {print $1}' | xargs -r docker rm -f"
+        )
+    if not os.environ.get("MLW_CLUSTER_CONVERGED"):  # (set on a dev site already in cluster mode)
+        playbook("-e", "workshop_hub_mode=cluster", "-e", '{"hub_roster": []}')
     h = ClusterHub()
     h.wait_api()
     return h
@@ -118,10 +132,15 @@ def test_one_hub_and_a_swarm_of_npu_nodes(hub, host):
     for node in NODES:
         n = instance(node)
         assert not n.service("jupyterhub").is_running, f"{node} still runs its per-server hub"
-        assert n.check_output("docker info -f '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'") == "active false"
+        assert (
+            n.check_output("docker info -f '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}'")
+            == "active false"
+        )
         assert n.check_output("docker info -f '{{.DefaultRuntime}}'") == "ascend"
     labels = {
-        node: host.check_output(f"docker node inspect -f '{{{{index .Spec.Labels \"ml-workshop.npus\"}}}}' {node}")
+        node: host.check_output(
+            f"docker node inspect -f '{{{{index .Spec.Labels \"ml-workshop.npus\"}}}}' {node}"
+        )
         for node in NODES
     }
     assert labels == {"npu1": "0,1,2,3,4,5,6,7", "npu2": "0,1,2"}
@@ -165,8 +184,29 @@ def test_exclusive_placement_fills_both_nodes_and_refuses_the_last(hub, host):
     assert LAST not in tasks_by_user(host)
 
 
+def test_the_admin_page_shows_each_servers_node(hub, host, browser):
+    where = tasks_by_user(host)
+    assert where, "no student's server runs"
+    su = hub.host.file("/etc/jupyterhub/secrets/superuser_password").content_string.strip()
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    login(page, hub.base, "superuser", su)
+    page.goto(f"{hub.base}/hub/admin")
+    for u, node in sorted(where.items())[:2]:
+        page.wait_for_selector(f"[data-testid='user-row-{u}']")
+        page.click(f"[data-testid='{u}-collapse-button']")
+        details = page.locator(f"[data-testid='{u}-collapse']")
+        details.wait_for()
+        text = details.inner_text()
+        assert node in text and "node" in text, (u, node, text[:800])
+        if not (ARTIFACTS / "cluster-admin.png").exists():
+            page.screenshot(path=str(ARTIFACTS / "cluster-admin.png"), full_page=True)
+    ctx.close()
+
+
 def test_each_container_sees_exactly_its_own_npu(hub, host):
     where = tasks_by_user(host)
+    assert len(where) == sum(STUDENT_NPUS.values()), where
     seen = {n: [] for n in NODES}
     for u, node in sorted(where.items()):
         n = instance(node)
@@ -195,8 +235,12 @@ def test_second_start_same_node_same_files_and_ssh_on_the_node(hub, host):
     u = STUDENTS[1]
     node = tasks_by_user(host)[u]
     marker = f"written on {node} at {time.time()}"
-    r = hub.user_server(u, "/api/contents/work/cluster-marker.txt", method="PUT",
-                        json={"type": "file", "format": "text", "content": marker})
+    r = hub.user_server(
+        u,
+        "/api/contents/work/cluster-marker.txt",
+        method="PUT",
+        json={"type": "file", "format": "text", "content": marker},
+    )
     assert r.status_code in (200, 201), r.text[:300]
     state = hub.server_state(u)
     assert hub.api("DELETE", f"/users/{u}/server").status_code in (202, 204)
@@ -207,7 +251,12 @@ def test_second_start_same_node_same_files_and_ssh_on_the_node(hub, host):
     r = hub.user_server(u, "/api/contents/work/cluster-marker.txt")
     assert r.status_code == 200 and r.json()["content"] == marker
     # sshd of the student's server answers on the node, on the student's stable SSH port
-    port = int(on_node(node, f"docker ps --filter label=ml-workshop.user={u} --format '{{{{.Label \"ml-workshop.ssh-port\"}}}}'"))
+    port = int(
+        on_node(
+            node,
+            f"docker ps --filter label=ml-workshop.user={u} --format '{{{{.Label \"ml-workshop.ssh-port\"}}}}'",
+        )
+    )
     with socket.create_connection((address_of(node), port), timeout=10) as s:
         assert s.recv(64).startswith(b"SSH-2.0-")
     # the connection page gives the node's address and that port (SSH, VS Code Remote-SSH)
@@ -240,6 +289,9 @@ def test_a_drained_node_takes_no_new_servers(hub, host):
 
 def test_hub_restart_keeps_every_running_server(hub, host):
     before = tasks_by_user(host)
+    assert len(before) == STUDENT_NPUS["npu1"] - 1, (
+        before
+    )  # the drain test: npu1 less two, plus the last student
     ids = host.check_output("docker service ls -q --filter label=ml-workshop.user | sort")
     host.check_output("systemctl restart jupyterhub")
     hub.wait_api()
