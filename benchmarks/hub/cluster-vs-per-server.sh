@@ -16,6 +16,7 @@ here=$repo/benchmarks/hub
 eph=$("$repo/.venv/bin/python" -c 'import pathlib, sys; from molecule.text import checksum
 print(pathlib.Path.home() / ".ansible" / "tmp" / f"molecule.{checksum(pathlib.Path(sys.argv[1]).name, 4)}.default")' "$repo")
 [ -d "$eph/inventory" ] || { echo "no dev site (scripts/dev-site up first)" >&2; exit 1; }
+export MOLECULE_EPHEMERAL_DIRECTORY=$eph MOLECULE_INVENTORY_FILE=$eph/inventory/ansible_inventory.yml
 site() {
   echo "== site.yml $*"
   "$repo/scripts/dev-site" run ansible-playbook -i "$eph/inventory" "$repo/molecule/default/converge.yml" "$@" \
