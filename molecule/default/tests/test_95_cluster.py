@@ -1,9 +1,10 @@
 """Cluster mode (issue 14), last of the site's suites, on the site's own three instances: the
-cache host becomes the one hub (and the Swarm manager), npu1 (8 EMULATED NPUs) and npu2 (4, NPU 3
-held by the always-on HCIE container: 3 for students) its NPU nodes.
+cache host becomes the one hub (and the Swarm manager), npu1 (8 EMULATED NPUs) and npu2 (4) its
+NPU nodes.
 
 The operator's path: stop the per-server class, set `workshop_hub_mode: cluster` (here `-e`, with
-no roster: the class signs up on the one URL) and run site.yml. Then, through a real Chromium and
+no roster: the class signs up on the one URL; the HCIE container keeps no NPU of npu2, so the
+class has all 8 + 4) and run site.yml. Then, through a real Chromium and
 the REST API on the one URL: students sign up and are approved on the one admin page; as many
 students as there are students' NPUs, plus one, start under `exclusive` with 1 NPU each — all but
 the last run, spread over both nodes, each container seeing exactly its own NPU device node (the
@@ -34,7 +35,7 @@ testinfra_hosts = [f"ansible://{PREFIX}-cache"]
 
 REPO = os.environ.get("MLW_REPO", ".")
 NODES = ("npu1", "npu2")
-STUDENT_NPUS = {"npu1": 8, "npu2": 3}  # prepare.yml's emulation; npu2's NPU 3 is the HCIE container's
+STUDENT_NPUS = {"npu1": 8, "npu2": 4}  # prepare.yml's emulation (the HCIE container gets none here)
 # (MLW_CLUSTER_NAMES: another prefix, to run the suite again on a dev site)
 STUDENTS = [
     f"{os.environ.get('MLW_CLUSTER_NAMES', 'c')}{i:02d}" for i in range(sum(STUDENT_NPUS.values()) + 1)
@@ -121,7 +122,7 @@ def hub():
             " | awk '$2 == \"\" {print $1}' | xargs -r docker rm -f"
         )
     if not os.environ.get("MLW_CLUSTER_CONVERGED"):  # (set on a dev site already in cluster mode)
-        playbook("-e", "workshop_hub_mode=cluster", "-e", '{"hub_roster": []}')
+        playbook("-e", "workshop_hub_mode=cluster", "-e", '{"hub_roster": [], "workshop_services_hcie_npu_ids": []}')
     h = ClusterHub()
     h.wait_api()
     return h
@@ -143,7 +144,7 @@ def test_one_hub_and_a_swarm_of_npu_nodes(hub, host):
         )
         for node in NODES
     }
-    assert labels == {"npu1": "0,1,2,3,4,5,6,7", "npu2": "0,1,2"}
+    assert labels == {"npu1": "0,1,2,3,4,5,6,7", "npu2": "0,1,2,3"}
     assert "ml-workshop-user:latest" in host.check_output(
         "docker node inspect -f '{{index .Spec.Labels \"ml-workshop.images\"}}' npu2"
     )
