@@ -122,7 +122,12 @@ def hub():
             " | awk '$2 == \"\" {print $1}' | xargs -r docker rm -f"
         )
     if not os.environ.get("MLW_CLUSTER_CONVERGED"):  # (set on a dev site already in cluster mode)
-        playbook("-e", "workshop_hub_mode=cluster", "-e", '{"hub_roster": [], "workshop_services_hcie_npu_ids": []}')
+        playbook(
+            "-e",
+            "workshop_hub_mode=cluster",
+            "-e",
+            '{"hub_roster": [], "workshop_services_hcie_npu_ids": []}',
+        )
     h = ClusterHub()
     h.wait_api()
     return h
