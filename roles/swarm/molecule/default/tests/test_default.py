@@ -25,6 +25,16 @@ def test_two_nodes_the_manager_leads_the_worker_is_ready(host):
 
 def test_the_worker_is_labelled_with_its_npus_and_labels(host):
     labels = json.loads(host.check_output("docker node inspect worker --format '{{json .Spec.Labels}}'"))
+    # the images the worker has (what the hub checks before placing a server there)
+    worker = testinfra.get_host(
+        f"ansible://{PREFIX}-worker?ansible_inventory={host.backend.ansible_inventory}"
+    )
+    images = sorted(
+        i
+        for i in worker.check_output("docker image ls --format '{{.Repository}}:{{.Tag}}'").split()
+        if "<none>" not in i
+    )
+    assert labels.pop("ml-workshop.images", "") == ",".join(images)
     assert labels == {"ml-workshop.npus": "0,1,2,3", "rack": "a"}
     assert json.loads(host.check_output("docker node inspect manager --format '{{json .Spec.Labels}}'")) == {}
 
