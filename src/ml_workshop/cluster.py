@@ -149,27 +149,13 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
                 image=profile.image,
                 work_shared=self.work_shared,
             )
-            lo, hi = self.ssh_port_range
-            port = alloc.allocate_port(user, st["ssh_ports"], lo, hi, self.ssh_reserved_ports)
-            st["ssh_ports"][user] = port
+            port, extra = self._allocate_ports(st, user, profile)
             jtable = st["ports"].setdefault(JUPYTER_PORTS, {})
             try:
                 jport = alloc.allocate_port(user, jtable, *self.jupyter_port_range, self.ssh_reserved_ports)
             except alloc.AllocationError as e:
                 raise alloc.AllocationError(str(e), messages.SSH_PORTS_FULL) from e
             jtable[user] = jport
-            extra: dict[str, int] = {}
-            for spec in profile.ports:
-                table = st["ports"].setdefault(spec.name, {})
-                try:
-                    extra[spec.name] = alloc.allocate_port(user, table, *spec.range, self.ssh_reserved_ports)
-                except alloc.AllocationError as e:
-                    raise alloc.AllocationError(
-                        f"No free {spec.name} port left in {spec.range[0]}-{spec.range[1]} (hub_profiles)",
-                        messages.PROFILE_PORTS_FULL,
-                        port=spec.label,
-                    ) from e
-                table[user] = extra[spec.name]
             placed[user] = {"node": where.node, "npus": list(where.npus)}
             self._home = homes.get(user, "")
         self._placement = where
@@ -259,15 +245,7 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
         where = self._placement or placement.Placement(self.node, list(ids))
         extra_ports = dict(extra_ports if extra_ports is not None else self.profile_ports)
         published = {s.container_port: extra_ports[s.name] for s in profile.ports if s.name in extra_ports}
-        vols = container.volumes(
-            self.work_root,
-            self.escaped_name,
-            self.content_dir,
-            instructor=bool(getattr(self.user, "admin", False)),
-            students_work=self.instructor_students_work,
-            content_writable=self.instructor_content_writable,
-        )
-        container.check_no_docker_socket(vols)
+        vols = container.check_no_docker_socket(self._student_volumes())
         binds = [(src, v["bind"], v["mode"] == "ro") for src, v in vols.items()]
         labels = {
             container.LABEL_SSH_PORT: str(port),

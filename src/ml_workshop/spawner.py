@@ -239,23 +239,43 @@ class WorkshopSpawner(DockerSpawner):
                     npus[user] = ids
                 else:
                     npus.pop(user, None)
-            lo, hi = self.ssh_port_range
-            port = alloc.allocate_port(user, st["ssh_ports"], lo, hi, self.ssh_reserved_ports)
-            st["ssh_ports"][user] = port
-            extra: dict[str, int] = {}
-            for spec in profile.ports:
-                table = st.setdefault("ports", {}).setdefault(spec.name, {})
-                try:
-                    extra[spec.name] = alloc.allocate_port(user, table, *spec.range, self.ssh_reserved_ports)
-                except alloc.AllocationError as e:
-                    raise alloc.AllocationError(
-                        f"No free {spec.name} port left in {spec.range[0]}-{spec.range[1]} (hub_profiles)",
-                        messages.PROFILE_PORTS_FULL,
-                        port=spec.label,
-                    ) from e
-                table[user] = extra[spec.name]
+            port, extra = self._allocate_ports(st, user, profile)
         self.profile_ports = extra
         return ids, port
+
+    def _allocate_ports(
+        self, st: dict[str, Any], user: str, profile: profiles.Profile
+    ) -> tuple[int, dict[str, int]]:
+        """The student's stable SSH port and the profile's own ports ({name: host port}), taken
+        in the state `st` (inside its transaction)."""
+        lo, hi = self.ssh_port_range
+        port = alloc.allocate_port(user, st["ssh_ports"], lo, hi, self.ssh_reserved_ports)
+        st["ssh_ports"][user] = port
+        extra: dict[str, int] = {}
+        for spec in profile.ports:
+            table = st.setdefault("ports", {}).setdefault(spec.name, {})
+            try:
+                extra[spec.name] = alloc.allocate_port(user, table, *spec.range, self.ssh_reserved_ports)
+            except alloc.AllocationError as e:
+                raise alloc.AllocationError(
+                    f"No free {spec.name} port left in {spec.range[0]}-{spec.range[1]} (hub_profiles)",
+                    messages.PROFILE_PORTS_FULL,
+                    port=spec.label,
+                ) from e
+            table[user] = extra[spec.name]
+        return port, extra
+
+    def _student_volumes(self) -> dict[str, dict[str, str]]:
+        """The work directory, the workshop content and, for an instructor, the students' work
+        (container.volumes with this hub's settings)."""
+        return container.volumes(
+            self.work_root,
+            self.escaped_name,
+            self.content_dir,
+            instructor=bool(getattr(self.user, "admin", False)),
+            students_work=self.instructor_students_work,
+            content_writable=self.instructor_content_writable,
+        )
 
     def _release(self) -> None:
         with self.store.transaction() as st:
@@ -297,14 +317,7 @@ class WorkshopSpawner(DockerSpawner):
         published = {
             spec.container_port: extra_ports[spec.name] for spec in profile.ports if spec.name in extra_ports
         }
-        vols = container.volumes(
-            self.work_root,
-            self.escaped_name,
-            self.content_dir,
-            instructor=bool(getattr(self.user, "admin", False)),
-            students_work=self.instructor_students_work,
-            content_writable=self.instructor_content_writable,
-        )
+        vols = self._student_volumes()
         if self.npu_runtime != "ascend":
             vols.update(container.npu_binds(ids, self.npu_access))
         docker_engine = profile.docker and self.student_docker
