@@ -247,12 +247,10 @@ class ClusterSpawner(WorkshopSpawner, SwarmSpawner):
         published = {s.container_port: extra_ports[s.name] for s in profile.ports if s.name in extra_ports}
         vols = container.check_no_docker_socket(self._student_volumes())
         binds = [(src, v["bind"], v["mode"] == "ro") for src, v in vols.items()]
-        labels = {
-            container.LABEL_SSH_PORT: str(port),
-            container.LABEL_PROFILE: profile.slug,
-            "ml-workshop.node": where.node,
-        }
-        labels.update({container.LABEL_PORT_PREFIX + n: str(p) for n, p in extra_ports.items()})
+        labels = container.label_values(
+            self.user.name, where.npus, port, profile=profile.slug, ports=extra_ports
+        )
+        labels["ml-workshop.node"] = where.node
         extras = swarm.service_extras(
             username=self.user.name,
             placement=where,

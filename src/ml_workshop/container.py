@@ -267,9 +267,21 @@ def labels(
     profile: str = "",
     ports: Mapping[str, int] | None = None,
 ) -> dict[str, str]:
-    """The container's labels, escaped for DockerSpawner's str.format (format_escape): after
-    its rendering Docker gets the user name exactly. The profile's ports ({name: host port}) are
-    labelled too, so a damaged state file is rebuilt with them (state_from_labels)."""
+    """The container's labels (label_values), escaped for DockerSpawner's str.format
+    (format_escape): after its rendering Docker gets the user name exactly."""
+    return format_escape(label_values(username, npu_ids, ssh_port, profile, ports))
+
+
+def label_values(
+    username: str,
+    npu_ids: Iterable[int],
+    ssh_port: int,
+    profile: str = "",
+    ports: Mapping[str, int] | None = None,
+) -> dict[str, str]:
+    """A student's server's labels as Docker stores them: the user, the NPUs, the SSH port, the
+    profile and the profile's ports ({name: host port}), so a damaged state file is rebuilt with
+    them (state_from_labels). Unescaped: what a Swarm service spec takes as it is."""
     out = {
         LABEL_USER: username,
         LABEL_NPUS: format_id_list(npu_ids),
@@ -279,7 +291,7 @@ def labels(
         out[LABEL_PROFILE] = profile
     for name, port in (ports or {}).items():
         out[LABEL_PORT_PREFIX + name] = str(port)
-    return format_escape(out)
+    return out
 
 
 def state_from_labels(
