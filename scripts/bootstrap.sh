@@ -6,6 +6,9 @@
 #      started by hand when there is no systemd to start it.
 # Safe to run again: it only does what is missing, and says what it did.
 #
+# Offline (README "Offline site"): `--bundle=DIR` takes the toolchain's wheels and the packages
+# (python3-venv, rsync) from an offline bundle made by bundle.yml, and never asks an index.
+#
 # Environment: MLW_VENV (default ./.venv), MLW_PYTHON (default python3).
 set -euo pipefail
 
@@ -14,25 +17,53 @@ venv=${MLW_VENV:-$repo/.venv}
 python=${MLW_PYTHON:-python3}
 with_docker=0
 with_browser=0
+bundle=""
 for arg in "$@"; do
   case "$arg" in
     --with-docker) with_docker=1 ;;
     --with-browser) with_browser=1 ;;
-    *) echo "usage: $0 [--with-docker] [--with-browser]" >&2; exit 2 ;;
+    --bundle=*) bundle=${arg#--bundle=} ;;
+    *) echo "usage: $0 [--with-docker] [--with-browser] [--bundle=DIR]" >&2; exit 2 ;;
   esac
 done
 
 say() { printf '[bootstrap] %s\n' "$*" >&2; }
 
+apt_opts=()
+if [ -n "$bundle" ]; then
+  if [ ! -f "$bundle/manifest.json" ] || [ ! -f "$bundle/wheels.tar" ]; then
+    echo "bootstrap: --bundle=$bundle: no manifest.json and wheels.tar there (make the bundle with bundle.yml)" >&2
+    exit 2
+  fi
+  bundle_tmp=$(mktemp -d)
+  trap 'rm -rf "$bundle_tmp"' EXIT
+  tar -xf "$bundle/wheels.tar" -C "$bundle_tmp"
+  export PIP_NO_INDEX=1 PIP_FIND_LINKS="$bundle_tmp/wheels"
+  say "offline: wheels from $bundle/wheels.tar, no index"
+  # shellcheck disable=SC1091
+  . /etc/os-release
+  apt_key="${ID}-${VERSION_CODENAME:-}-$(dpkg --print-architecture 2>/dev/null || echo unknown)"
+  if [ -f "$bundle/apt/$apt_key.tar" ]; then
+    tar -xf "$bundle/apt/$apt_key.tar" -C "$bundle_tmp"
+    echo "deb [trusted=yes] file:$bundle_tmp/$apt_key ./" >"$bundle_tmp/sources.list"
+    mkdir -p "$bundle_tmp/sources.list.d"
+    apt_opts=(-o "Dir::Etc::SourceList=$bundle_tmp/sources.list" -o "Dir::Etc::SourceParts=$bundle_tmp/sources.list.d")
+  fi
+fi
+
 apt_updated=0
 apt_install() {
+  if [ -n "$bundle" ] && [ ${#apt_opts[@]} -eq 0 ]; then
+    echo "bootstrap: $* missing here, and the bundle has no apt repository for $apt_key" >&2
+    exit 2
+  fi
   if [ "$apt_updated" = 0 ]; then
     say "apt-get update"
-    apt-get update -q >/dev/null
+    apt-get "${apt_opts[@]}" update -q >/dev/null
     apt_updated=1
   fi
   say "apt-get install $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install -y -q --no-install-recommends "$@" >/dev/null
 }
 
 # --- virtualenv ---------------------------------------------------------------------------
@@ -43,7 +74,7 @@ req_hash=$(sha256sum "$repo/requirements.txt" | cut -c1-16)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.mlw-requirements" 2>/dev/null)" != "$req_hash" ]; then
   say "creating virtualenv $venv with the pinned toolchain"
   "$python" -m venv "$venv"
-  "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
+  [ -n "$bundle" ] || "$venv/bin/pip" install -q --upgrade pip >/dev/null 2>&1 || true
   "$venv/bin/pip" install -q -r "$repo/requirements.txt" 2> >(grep -v '^WARNING: Location' >&2)
   echo "$req_hash" >"$venv/.mlw-requirements"
 else
