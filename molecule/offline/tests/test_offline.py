@@ -59,7 +59,7 @@ def connect_probe(target: str, port: int) -> str:
     return (
         "python3 -c 'import socket,sys\n"
         "try:\n"
-        f"    socket.create_connection((\"{target}\", {port}), 5); print(\"CONNECTED\")\n"
+        f'    socket.create_connection(("{target}", {port}), 5); print("CONNECTED")\n'
         "except OSError as e:\n"
         "    print(type(e).__name__, e.errno)'"
     )
@@ -67,7 +67,10 @@ def connect_probe(target: str, port: int) -> str:
 
 def test_the_network_has_no_route_out(host):
     internal = subprocess.run(
-        ["docker", "network", "inspect", "-f", "{{.Internal}}", NETWORK], capture_output=True, text=True, check=True
+        ["docker", "network", "inspect", "-f", "{{.Internal}}", NETWORK],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert internal == "true"
     assert host.check_output("ip -4 route show default") == ""
@@ -87,7 +90,10 @@ def test_apt_reads_only_the_bundle(host):
 
 def test_the_bundle_verifies_and_names_what_it_holds(manifest):
     check = subprocess.run(
-        ["python3", "-m", "ml_workshop.bundle", "verify", str(BUNDLE)], capture_output=True, text=True, check=False
+        ["python3", "-m", "ml_workshop.bundle", "verify", str(BUNDLE)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert manifest["missing"] == [], manifest["missing"]
@@ -104,11 +110,16 @@ def test_every_service_came_from_the_bundle(host, manifest):
     image_id = host.check_output("docker image inspect --format '{{.Id}}' ml-workshop-user:latest")
     assert image_id == manifest["contents"]["images"]["ml-workshop-user"]["id"]
     # the class's index is the bundle's wheels (a stage index, no mirror behind it)
-    index = json.loads(host.check_output("curl -s -H 'Accept: application/json' http://127.0.0.1:3141/root/bundle"))
+    index = json.loads(
+        host.check_output("curl -s -H 'Accept: application/json' http://127.0.0.1:3141/root/bundle")
+    )
     assert index["result"]["type"] == "stage" and index["result"]["bases"] == []
     assert "pyjokes" in host.check_output("curl -s http://127.0.0.1:3141/root/bundle/+simple/")
     # the hub venv's pins and the proxy from npm's cache
-    assert host.check_output("/opt/jupyterhub/venv/bin/python -m pip show jupyterhub | sed -n 's/^Version: //p'") == "5.5.4"
+    assert (
+        host.check_output("/opt/jupyterhub/venv/bin/python -m pip show jupyterhub | sed -n 's/^Version: //p'")
+        == "5.5.4"
+    )
     assert host.file("/etc/apt/apt.conf.d/00ml-workshop-bundle").contains("ml-workshop-bundle.list")
 
 
@@ -157,7 +168,11 @@ def in_container(host, name: str, cmd: str):
 
 
 def test_a_student_pip_installs_a_package_of_the_bundle(host, student_container):
-    got = in_container(host, student_container, f"pip install --no-cache-dir {IN_BUNDLE} && python -c 'import pyjokes; print(pyjokes.__version__)'")
+    got = in_container(
+        host,
+        student_container,
+        f"pip install --no-cache-dir {IN_BUNDLE} && python -c 'import pyjokes; print(pyjokes.__version__)'",
+    )
     assert got.rc == 0, got.stdout + got.stderr
     assert got.stdout.strip().endswith("0.8.3")
     assert "/root/bundle/+simple/" in in_container(host, student_container, "echo $PIP_INDEX_URL").stdout
