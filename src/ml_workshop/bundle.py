@@ -563,8 +563,11 @@ def collect_npm(
     cache.mkdir(parents=True)
     got, missing = [], []
     for spec in specs:
+        # a fresh prefix: npm fetches (and so caches) only what a prefix does not have installed yet
         prefix = work / "npm" / re.sub(r"[^A-Za-z0-9._-]", "_", spec)
-        prefix.mkdir(parents=True, exist_ok=True)
+        if prefix.exists():
+            shutil.rmtree(prefix)
+        prefix.mkdir(parents=True)
         result = run(
             [
                 npm,
@@ -644,6 +647,8 @@ def collect_images(
     missing: list[dict[str, str]] = []
     catalogue: dict[str, Any] = {}
     if source is not None:
+        if not (source / "manifest.json").is_file():
+            raise BundleError(f"--images-from {source}: no manifest.json there")
         catalogue = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
     for name in names:
         target = dest / f"{name}.tar"
