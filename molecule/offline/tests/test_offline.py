@@ -162,6 +162,35 @@ def test_every_service_came_from_the_bundle(host, manifest):
     assert host.file("/etc/apt/apt.conf.d/00ml-workshop-bundle").contains("ml-workshop-bundle.list")
 
 
+def test_a_need_the_bundle_lacks_fails_in_preflight_naming_it(host):
+    """A package the course adds after the bundle was made: the images role's preflight names it
+    (and the notebook packages are still there), before anything changes."""
+    inventory = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            inventory,
+            os.path.join(os.environ["MLW_REPO"], "site.yml"),
+            "--tags",
+            "preflight",
+            "-e",
+            json.dumps({"images_bundle_student_packages": [IN_BUNDLE, NOT_IN_BUNDLE]}),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out[-3000:]
+    assert (
+        "lacks what the images role" in out
+        and f"wheels: {NOT_IN_BUNDLE} (set students, cp311-x86_64-glibc2.36)" in out
+    ), out[-3000:]
+    assert IN_BUNDLE not in out.split("lacks what the images role", 1)[1].split("Make the bundle again", 1)[0]
+    assert "changed=0" in out.split("PLAY RECAP", 1)[1], out[-2000:]
+
+
 def _session_form(base: str, path: str, data: dict) -> tuple[requests.Session, requests.Response]:
     s = requests.Session()
     s.get(f"{base}{path}", timeout=30)
