@@ -263,10 +263,11 @@ def test_debs_for_an_rpm_distro_or_an_unreachable_mirror_are_reported_not_faked(
 # --- images, files, manifest, the preflight's question ----------------------------------------
 
 
-def test_images_from_a_harness_cache_refuse_thin_tarballs(tmp_path):
+def test_images_from_a_harness_cache_keep_thin_tarballs_only_with_their_base(tmp_path):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "user.tar").write_bytes(b"layers")
+    (cache / "hcie.tar").write_bytes(b"own layers")
     (cache / "manifest.json").write_text(
         json.dumps(
             {
@@ -287,30 +288,83 @@ def test_images_from_a_harness_cache_refuse_thin_tarballs(tmp_path):
     got, missing = bundle.collect_images(
         tmp_path / "out", ["ml-workshop-user", "ml-workshop-hcie", "ml-workshop-x"], source=cache
     )
-    assert got == {
-        "ml-workshop-user": {
-            "file": "images/ml-workshop-user.tar",
-            "id": "sha256:aa",
-            "ref": "ml-workshop-user:latest",
-        }
+    assert got["ml-workshop-user"] == {
+        "file": "images/ml-workshop-user.tar",
+        "id": "sha256:aa",
+        "ref": "ml-workshop-user:latest",
+        "base": "",
     }
+    assert got["ml-workshop-hcie"]["base"] == "ml-workshop-user"
     assert (tmp_path / "out/images/ml-workshop-user.tar").read_bytes() == b"layers"
-    assert {m["name"]: m["why"] for m in missing}["ml-workshop-hcie"].endswith("not a whole image")
+    assert [m["name"] for m in missing] == ["ml-workshop-x"]
+    # without the student image in the bundle, the thin HCIE tarball is no image at all
+    got, missing = bundle.collect_images(tmp_path / "out2", ["ml-workshop-hcie"], source=cache)
+    assert got == {} and "which is not in the bundle" in missing[0]["why"]
 
 
-def test_images_from_the_engine_name_one_that_is_not_there(tmp_path):
+def _docker_save_tar(path: Path, layers: dict[str, str]) -> None:
+    """A docker-save layout: manifest.json, the config with the diff ids, a directory per layer."""
+    config = {"rootfs": {"type": "layers", "diff_ids": list(layers)}}
+    files = {
+        "manifest.json": json.dumps(
+            [{"Config": "cfg.json", "RepoTags": ["x:1"], "Layers": [f"{d[7:]}/layer.tar" for d in layers]}]
+        ),
+        "cfg.json": json.dumps(config),
+    }
+    for diff, body in layers.items():
+        files[f"{diff[7:]}/layer.tar"] = body
+        files[f"{diff[7:]}/json"] = "{}"
+    with tarfile.open(path, "w") as tar:
+        for diff in layers:
+            info = tarfile.TarInfo(diff[7:])
+            info.type = tarfile.DIRTYPE
+            tar.addfile(info)
+        for name, body in files.items():
+            data = body.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_images_from_the_engine_are_saved_and_those_built_on_another_kept_thin(tmp_path):
+    images = {
+        "ml-workshop-user:latest": {"sha256:base": "BASE" * 100, "sha256:user": "USER"},
+        "ml-workshop-hcie:latest": {
+            "sha256:base": "BASE" * 100,
+            "sha256:user": "USER",
+            "sha256:hcie": "HCIE",
+        },
+    }
+
     def docker(argv, env=None, cwd=None):
+        ref = argv[-1]
         if argv[1] == "image":
-            return done(argv, 0 if argv[-1].startswith("ml-workshop-user") else 1, stdout="sha256:cc\n")
-        Path(argv[argv.index("--output") + 1]).write_bytes(b"tar")
+            if ref not in images:
+                return done(argv, 1, stderr="No such image")
+            return done(argv, stdout=f"sha256:id-{ref.split(':')[0]} {json.dumps(list(images[ref]))}\n")
+        _docker_save_tar(Path(argv[argv.index("--output") + 1]), images[ref])
         return done(argv)
 
-    got, missing = bundle.collect_images(tmp_path, ["ml-workshop-user", "ml-workshop-openclaw"], run=docker)
-    assert got["ml-workshop-user"]["id"] == "sha256:cc"
+    got, missing = bundle.collect_images(
+        tmp_path, ["ml-workshop-hcie", "ml-workshop-openclaw", "ml-workshop-user"], run=docker
+    )
+    assert got["ml-workshop-user"]["base"] == "" and got["ml-workshop-hcie"]["base"] == "ml-workshop-user"
+    assert got["ml-workshop-hcie"]["id"] == "sha256:id-ml-workshop-hcie"
+    with tarfile.open(tmp_path / "images/ml-workshop-hcie.tar") as tar:
+        names = set(tar.getnames())
+    assert "hcie/layer.tar" in names and "base/layer.tar" not in names and "user/layer.tar" not in names
+    with tarfile.open(tmp_path / "images/ml-workshop-user.tar") as tar:
+        assert {"base/layer.tar", "user/layer.tar"} <= set(tar.getnames())
     assert (
         missing[0]["name"] == "ml-workshop-openclaw"
         and "not in this machine's Docker engine" in missing[0]["why"]
     )
+
+
+def test_the_base_of_an_image_is_the_longest_layer_prefix():
+    layers = {"u": ["a", "b"], "h": ["a", "b", "c"], "x": ["a"], "o": ["z", "b", "c"]}
+    assert bundle.base_of(layers, "h") == "u" and bundle.base_of(layers, "u") == "x"
+    assert bundle.base_of(layers, "o") == "" and bundle.base_of(layers, "x") == ""
 
 
 def _bundle(tmp_path: Path) -> Path:
@@ -321,7 +375,14 @@ def _bundle(tmp_path: Path) -> Path:
         "wheels": {BOOKWORM.python_key: {"hub": {"requirements": ["jupyterhub==5.5.4"], "files": []}}},
         "debs": {BOOKWORM.key: {"requested": ["rsync", "docker.io"]}},
         "npm": {"requested": ["configurable-http-proxy@5.3.0"]},
-        "images": {"ml-workshop-user": {"file": "images/ml-workshop-user.tar", "id": "sha256:aa"}},
+        "images": {
+            "ml-workshop-user": {"file": "images/ml-workshop-user.tar", "id": "sha256:aa", "base": ""},
+            "ml-workshop-hcie": {
+                "file": "images/ml-workshop-hcie.tar",
+                "id": "sha256:bb",
+                "base": "ml-workshop-user",
+            },
+        },
         "files": {"names": ["Ascend-hdk-driver.run"]},
     }
     bundle.write_manifest(out, bundle.empty_needs(), [BOOKWORM], contents, [])
@@ -341,15 +402,19 @@ def test_the_preflight_names_each_missing_item_and_nothing_else(tmp_path):
         "debs": ["rsync", "apt-cacher-ng"],
         "wheels": {"hub": ["jupyterhub==5.5.5"]},  # a pin changed after the bundle was made
         "npm": ["whistle@2.10.10"],
-        "images": ["ml-workshop-hcie"],
+        "images": ["ml-workshop-openclaw"],
         "files": ["Ascend-cann-toolkit.run"],
     }
     assert bundle.missing(manifest, lacking, BOOKWORM) == [
         "wheels: jupyterhub==5.5.5 (set hub, cp311-x86_64-glibc2.36)",
         "debs: apt-cacher-ng (debian-bookworm-amd64)",
         "npm: whistle@2.10.10",
-        "images: ml-workshop-hcie",
+        "images: ml-workshop-openclaw",
         "files: Ascend-cann-toolkit.run (Ascend packages)",
+    ]
+    # a host that loads the HCIE image, kept as layers on the student image, without the student image
+    assert bundle.missing(manifest, {"images": ["ml-workshop-hcie"]}, BOOKWORM) == [
+        "images: ml-workshop-hcie is kept in the bundle as layers on ml-workshop-user, which this host does not load (enable it too)"
     ]
     # a host of a platform the bundle was not made for
     lines = bundle.missing(manifest, ok, ARM)

@@ -628,7 +628,61 @@ def npm_of_the_hosts(
     return str(npm)
 
 
-# --- images ---------------------------------------------------------------------------------
+# --- images ---
+
+
+def layers_to_drop(
+    manifest: Sequence[Mapping[str, Any]], configs: Mapping[str, Any], base: set[str]
+) -> set[str]:
+    """The layer paths (e.g. ``<id>/layer.tar``) of a ``docker save`` whose diff id ``base`` has."""
+    drop: set[str] = set()
+    for entry in manifest:
+        diff_ids = configs[entry["Config"]]["rootfs"]["diff_ids"]
+        if len(diff_ids) != len(entry["Layers"]):
+            raise ValueError(f"{entry['Config']}: {len(diff_ids)} diff ids but {len(entry['Layers'])} layers")
+        drop.update(path for path, diff in zip(entry["Layers"], diff_ids, strict=True) if diff in base)
+    return drop
+
+
+def thin_tarball(path: str | Path, base: set[str]) -> tuple[int, int]:
+    """Rewrite a ``docker save`` tarball without the layer files of another image (its diff ids
+    ``base``): (members dropped, bytes dropped).
+
+    An image built FROM another (HCIE Lab and OpenClaw FROM the student image) carries the base's
+    layers again in its own ``docker save``. ``docker load`` looks each layer up by its chain id and
+    reads the layer file only when the layer is missing (moby image/tarexport/load.go), so the thin
+    tarball loads wherever the base image was loaded first.
+    """
+    path = str(path)
+    with tarfile.open(path) as src:
+        manifest = json.load(src.extractfile("manifest.json"))  # type: ignore[arg-type]
+        configs = {e["Config"]: json.load(src.extractfile(e["Config"])) for e in manifest}  # type: ignore[arg-type]
+        drop = layers_to_drop(manifest, configs, base)
+        dirs = {p.rsplit("/", 1)[0] for p in drop}
+        tmp = path + ".thin"
+        dropped = size = 0
+        with tarfile.open(tmp, "w") as dst:
+            for member in src:
+                top = member.name.split("/", 1)[0]
+                if member.name in drop or (top in dirs and member.name != top and member.isfile()):
+                    dropped += 1
+                    size += member.size
+                    continue
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+    os.replace(tmp, path)
+    return dropped, size
+
+
+def base_of(layers: Mapping[str, Sequence[str]], name: str) -> str:
+    """The bundled image ``name`` is built on: the other image whose layers are the longest strict
+    prefix of its own ("" when none)."""
+    own = list(layers[name])
+    best = ""
+    for other, theirs in layers.items():
+        if other != name and 0 < len(theirs) < len(own) and own[: len(theirs)] == list(theirs):
+            if not best or len(theirs) > len(layers[best]):
+                best = other
+    return best
 
 
 def collect_images(
@@ -640,42 +694,48 @@ def collect_images(
     tag: str = "latest",
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
     """``docker save`` each image, or take its tarball from ``source`` (a directory with a
-    ``manifest.json`` mapping the name to ``{"tarball", "id", "base"}``, as the test harness keeps)."""
+    ``manifest.json`` mapping the name to ``{"tarball", "id", "base"}``, as the test harness keeps).
+
+    An image built on another bundled image is kept thin (without the base's layers) and records
+    its ``base``: the images role loads the student image first, then the others.
+    """
     dest = out / "images"
     dest.mkdir(parents=True, exist_ok=True)
     recorded: dict[str, Any] = {}
     missing: list[dict[str, str]] = []
-    catalogue: dict[str, Any] = {}
     if source is not None:
         if not (source / "manifest.json").is_file():
             raise BundleError(f"--images-from {source}: no manifest.json there")
         catalogue = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
-    for name in names:
-        target = dest / f"{name}.tar"
-        if source is not None:
+        for name in names:
             entry = catalogue.get(name)
             if not entry:
                 missing.append({"kind": "images", "name": name, "why": f"not in {source / 'manifest.json'}"})
                 continue
-            if entry.get("base"):
+            base = entry.get("base") or ""
+            if base and base not in names:
                 missing.append(
                     {
                         "kind": "images",
                         "name": name,
-                        "why": f"{entry['tarball']} leaves out the layers of {entry['base']}: not a whole image",
+                        "why": f"{entry['tarball']} holds only the layers on top of {base}, which is not in the bundle",
                     }
                 )
                 continue
+            target = dest / f"{name}.tar"
             _link_or_copy(Path(entry["tarball"]), target)
             recorded[name] = {
                 "file": f"images/{name}.tar",
                 "id": entry.get("id", ""),
                 "ref": entry.get("ref", f"{name}:{tag}"),
+                "base": base,
             }
-            continue
+        return recorded, missing
+    layers: dict[str, list[str]] = {}
+    for name in names:
         ref = f"{name}:{tag}"
-        image_id = run(["docker", "image", "inspect", "--format", "{{.Id}}", ref])
-        if image_id.returncode != 0:
+        inspect = run(["docker", "image", "inspect", "--format", "{{.Id}} {{json .RootFS.Layers}}", ref])
+        if inspect.returncode != 0:
             missing.append(
                 {
                     "kind": "images",
@@ -684,13 +744,20 @@ def collect_images(
                 }
             )
             continue
-        saved = run(["docker", "save", "--output", str(target), ref])
+        image_id, _, layer_json = inspect.stdout.strip().partition(" ")
+        saved = run(["docker", "save", "--output", str(dest / f"{name}.tar"), ref])
         if saved.returncode != 0:
             missing.append(
                 {"kind": "images", "name": name, "why": f"docker save failed: {_last_lines(saved.stderr)}"}
             )
             continue
-        recorded[name] = {"file": f"images/{name}.tar", "id": image_id.stdout.strip(), "ref": ref}
+        layers[name] = list(json.loads(layer_json or "[]") or [])
+        recorded[name] = {"file": f"images/{name}.tar", "id": image_id, "ref": ref, "base": ""}
+    for name in recorded:
+        base = base_of(layers, name)
+        if base:
+            thin_tarball(dest / f"{name}.tar", set(layers[base]))
+            recorded[name]["base"] = base
     return recorded, missing
 
 
@@ -796,6 +863,11 @@ def missing(manifest: Mapping[str, Any], needs: Mapping[str, Any], platform: Pla
     lines += [f"npm: {spec}" for spec in want["npm"] if spec not in have_npm]
     have_images = contents.get("images", {})
     lines += [f"images: {name}" for name in want["images"] if name not in have_images]
+    lines += [
+        f"images: {name} is kept in the bundle as layers on {have_images[name]['base']}, which this host does not load (enable it too)"
+        for name in want["images"]
+        if have_images.get(name, {}).get("base") and have_images[name]["base"] not in want["images"]
+    ]
     have_files = set(contents.get("files", {}).get("names", []))
     lines += [f"files: {name} (Ascend packages)" for name in want["files"] if name not in have_files]
     return lines

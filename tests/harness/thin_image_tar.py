@@ -14,10 +14,12 @@ Usage: thin_image_tar.py TARBALL BASE_IMAGE  (rewrites TARBALL in place; prints 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tarfile
+
+from ml_workshop.bundle import layers_to_drop, thin_tarball
+
+__all__ = ["base_diff_ids", "layers_to_drop", "thin"]
 
 
 def base_diff_ids(image: str) -> set[str]:
@@ -30,36 +32,8 @@ def base_diff_ids(image: str) -> set[str]:
     return set(json.loads(out) or [])
 
 
-def layers_to_drop(manifest: list[dict], configs: dict[str, dict], base: set[str]) -> set[str]:
-    """The layer paths (e.g. "<id>/layer.tar") of the saved images whose diff id the base has."""
-    drop: set[str] = set()
-    for entry in manifest:
-        diff_ids = configs[entry["Config"]]["rootfs"]["diff_ids"]
-        if len(diff_ids) != len(entry["Layers"]):
-            raise ValueError(f"{entry['Config']}: {len(diff_ids)} diff ids but {len(entry['Layers'])} layers")
-        drop.update(path for path, diff in zip(entry["Layers"], diff_ids, strict=True) if diff in base)
-    return drop
-
-
-def thin(path: str, base: set[str]) -> tuple[int, int]:
-    """Rewrite the tarball without the base's layer files: (members dropped, bytes dropped)."""
-    with tarfile.open(path) as src:
-        manifest = json.load(src.extractfile("manifest.json"))  # type: ignore[arg-type]
-        configs = {e["Config"]: json.load(src.extractfile(e["Config"])) for e in manifest}  # type: ignore[arg-type]
-        drop = layers_to_drop(manifest, configs, base)
-        dirs = {p.rsplit("/", 1)[0] for p in drop}
-        tmp = path + ".thin"
-        dropped = size = 0
-        with tarfile.open(tmp, "w") as dst:
-            for member in src:
-                top = member.name.split("/", 1)[0]
-                if member.name in drop or (top in dirs and member.name != top and member.isfile()):
-                    dropped += 1
-                    size += member.size
-                    continue
-                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-    os.replace(tmp, path)
-    return dropped, size
+# The offline bundle thins its images the same way (ml_workshop.bundle, one implementation).
+thin = thin_tarball
 
 
 def main(argv: list[str]) -> int:
