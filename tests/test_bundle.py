@@ -361,6 +361,28 @@ def test_images_from_the_engine_are_saved_and_those_built_on_another_kept_thin(t
     )
 
 
+def test_thin_tarball_drops_only_the_base_images_layer_files(tmp_path):
+    path = tmp_path / "img.tar"
+    _docker_save_tar(path, {"sha256:base": "BASE" * 1000, "sha256:own": "OWN"})
+    dropped, size = bundle.thin_tarball(path, {"sha256:base"})
+    assert dropped == 2 and size == 4002  # base/layer.tar and base/json
+    with tarfile.open(path) as tar:
+        assert set(tar.getnames()) == {
+            "base",
+            "own",
+            "manifest.json",
+            "cfg.json",
+            "own/layer.tar",
+            "own/json",
+        }
+        assert tar.extractfile("own/layer.tar").read() == b"OWN"
+    config = {"rootfs": {"diff_ids": ["sha256:a", "sha256:b"]}}
+    with pytest.raises(ValueError, match="2 diff ids but 1 layers"):
+        bundle.layers_to_drop(
+            [{"Config": "cfg.json", "Layers": ["a/layer.tar"]}], {"cfg.json": config}, set()
+        )
+
+
 def test_the_base_of_an_image_is_the_longest_layer_prefix():
     layers = {"u": ["a", "b"], "h": ["a", "b", "c"], "x": ["a"], "o": ["z", "b", "c"]}
     assert bundle.base_of(layers, "h") == "u" and bundle.base_of(layers, "u") == "x"

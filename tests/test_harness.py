@@ -5,8 +5,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -69,45 +67,14 @@ def test_timing_table(tmp_path):
     assert "old" not in text and text.startswith("a\n") and text.endswith("\nb\n") and "hub/default" in text
 
 
-def test_thin_image_tar_drops_only_the_base_images_layers(tmp_path):
-    """A docker-save layout (manifest.json, config, one directory per layer): the layer the base
-    image has goes, the image's own layer, its config and the manifest stay."""
-    import io
-    import json
-    import tarfile
+def test_thin_image_tar_is_the_bundles_thinning():
+    """The harness's thin tarballs and the offline bundle's are one implementation
+    (ml_workshop.bundle.thin_tarball, tested in tests/test_bundle.py)."""
+    from ml_workshop import bundle
 
     thin = _load(REPO / "tests/harness/thin_image_tar.py")
-    config = {"rootfs": {"type": "layers", "diff_ids": ["sha256:base", "sha256:own"]}}
-    files = {
-        "manifest.json": json.dumps(
-            [{"Config": "cfg.json", "RepoTags": ["x:1"], "Layers": ["a/layer.tar", "b/layer.tar"]}]
-        ),
-        "cfg.json": json.dumps(config),
-        "a/layer.tar": "BASE" * 1000,
-        "a/json": "{}",
-        "b/layer.tar": "OWN",
-        "b/json": "{}",
-    }
-    path = tmp_path / "img.tar"
-    with tarfile.open(path, "w") as t:
-        for d in ("a", "b"):
-            info = tarfile.TarInfo(d)
-            info.type = tarfile.DIRTYPE
-            t.addfile(info)
-        for name, body in files.items():
-            data = body.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    dropped, size = thin.thin(str(path), {"sha256:base"})
-    assert dropped == 2 and size == 4002
-    with tarfile.open(path) as t:
-        names = set(t.getnames())
-        assert names == {"a", "b", "manifest.json", "cfg.json", "b/layer.tar", "b/json"}
-        assert t.extractfile("b/layer.tar").read() == b"OWN"
-    bad = [{"Config": "cfg.json", "Layers": ["a/layer.tar"]}]
-    with pytest.raises(ValueError, match="2 diff ids but 1 layers"):
-        thin.layers_to_drop(bad, {"cfg.json": config}, set())
+    assert thin.thin is bundle.thin_tarball and thin.layers_to_drop is bundle.layers_to_drop
+    assert thin.main(["thin_image_tar.py"]) == 2
 
 
 def test_nested_docker_seed_key_volume_and_prune(tmp_path):

@@ -412,6 +412,10 @@ def apt_sources(platform: Platform, mirror: str = "", security_mirror: str = "")
     return "".join(f"deb [signed-by={keyring}] {url} {suite} {components}\n" for url, suite in suites)
 
 
+def _debs_missing(names: Iterable[str], platform: Platform, why: str) -> list[dict[str, str]]:
+    return [{"kind": "debs", "name": name, "platform": platform.key, "why": why} for name in names]
+
+
 def collect_debs(
     out: Path,
     packages: Sequence[str],
@@ -429,26 +433,12 @@ def collect_debs(
     """
     missing: list[dict[str, str]] = []
     if not platform.uses_apt:
-        return {}, [
-            {
-                "kind": "debs",
-                "name": name,
-                "platform": platform.key,
-                "why": f"{platform.distro} installs rpm packages: the bundle collects .deb files only; point the hosts at a local yum/dnf mirror",
-            }
-            for name in packages
-        ]
+        why = f"{platform.distro} installs rpm packages: the bundle collects .deb files only; point the hosts at a local yum/dnf mirror"
+        return {}, _debs_missing(packages, platform, why)
     keyring = Path(KEYRINGS[platform.distro])
     if not keyring.exists():
-        return {}, [
-            {
-                "kind": "debs",
-                "name": name,
-                "platform": platform.key,
-                "why": f"{keyring} is not on this machine (install the {platform.distro}-archive-keyring package to check the mirror's signatures)",
-            }
-            for name in packages
-        ]
+        why = f"{keyring} is not on this machine (install the {platform.distro}-archive-keyring package to check the mirror's signatures)"
+        return {}, _debs_missing(packages, platform, why)
     root = work / "apt" / platform.key
     for sub in ("sources.list.d", "preferences.d", "state/lists/partial", "cache/archives/partial"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -459,7 +449,7 @@ def collect_debs(
     update = run([*apt, "update"])
     if update.returncode != 0:
         why = f"apt-get update for {platform.key} failed: {_last_lines(update.stderr or update.stdout)}"
-        return {}, [{"kind": "debs", "name": name, "platform": platform.key, "why": why} for name in packages]
+        return {}, _debs_missing(packages, platform, why)
     wanted = list(packages)
     while True:
         sim = run([*apt, "-s", "install", *wanted])
@@ -472,18 +462,12 @@ def collect_debs(
         } & set(wanted)
         if not bad:
             why = f"apt cannot resolve them for {platform.key}: {_last_lines(sim.stderr or sim.stdout)}"
-            return {}, [
-                {"kind": "debs", "name": name, "platform": platform.key, "why": why} for name in wanted
-            ]
-        for name in sorted(bad):
-            missing.append(
-                {
-                    "kind": "debs",
-                    "name": name,
-                    "platform": platform.key,
-                    "why": f"no such package in {platform.distro} {platform.release} ({platform.deb_arch})",
-                }
-            )
+            return {}, _debs_missing(wanted, platform, why)
+        missing += _debs_missing(
+            sorted(bad),
+            platform,
+            f"no such package in {platform.distro} {platform.release} ({platform.deb_arch})",
+        )
         wanted = [name for name in wanted if name not in bad]
     closure = [
         (m.group(1), m.group(2), m.group(3))
@@ -494,9 +478,7 @@ def collect_debs(
         fetch = run([*apt, "-y", "--download-only", "install", *wanted])
         if fetch.returncode != 0:
             why = f"apt-get --download-only failed for {platform.key}: {_last_lines(fetch.stderr or fetch.stdout)}"
-            return {}, missing + [
-                {"kind": "debs", "name": name, "platform": platform.key, "why": why} for name in wanted
-            ]
+            return {}, missing + _debs_missing(wanted, platform, why)
     repo = out / ".staging" / "apt" / platform.key
     if repo.exists():
         shutil.rmtree(repo)
@@ -507,14 +489,7 @@ def collect_debs(
         name = deb_filename(package, version, arch)
         src = root / "cache" / "archives" / name
         if not src.exists():
-            missing.append(
-                {
-                    "kind": "debs",
-                    "name": package,
-                    "platform": platform.key,
-                    "why": f"apt did not download {name}",
-                }
-            )
+            missing += _debs_missing([package], platform, f"apt did not download {name}")
             continue
         _link_or_copy(src, repo / name)
         files.append(name)
