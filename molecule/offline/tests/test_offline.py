@@ -143,6 +143,34 @@ def test_the_bundle_verifies_and_names_what_it_holds(manifest):
     assert any(name.startswith("Ascend-hdk-") for name in manifest["contents"]["files"]["names"])
 
 
+def test_the_control_nodes_toolchain_installs_from_the_bundle_with_no_index(tmp_path):
+    """scripts/bootstrap.sh --bundle: the pinned toolchain and the ml-workshop package in a new
+    virtualenv from the bundle's wheels, with every index made unreachable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "VIRTUAL_ENV"))}
+    env.update(MLW_VENV=str(tmp_path / "venv"), PIP_INDEX_URL="http://127.0.0.1:9/simple")
+    run = subprocess.run(
+        [os.path.join(os.environ["MLW_REPO"], "scripts/bootstrap.sh"), f"--bundle={BUNDLE}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "offline: wheels from" in run.stderr
+    version = subprocess.run(
+        [
+            str(tmp_path / "venv/bin/python"),
+            "-c",
+            "import ansible, ml_workshop.bundle, molecule; print(ansible.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    )
+    assert version.stdout.strip() == "2.19.14"
+
+
 def test_every_service_came_from_the_bundle(host, manifest):
     for unit in ("apt-cacher-ng", "devpi-server", "whistle", "jupyterhub"):
         assert host.service(unit).is_running, unit
