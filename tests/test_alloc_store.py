@@ -103,7 +103,7 @@ def test_state_from_labels():
     from ml_workshop import container
 
     found = [
-        {"Labels": container.labels("alice", [0, 1], 22222)},
+        {"Labels": container.label_values("alice", [0, 1], 22222)},
         {
             "Labels": {
                 container.LABEL_USER: "bob",

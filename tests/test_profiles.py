@@ -202,13 +202,13 @@ def test_store_keeps_profile_ports_and_refuses_a_port_held_twice():
 
 
 def test_labels_carry_profile_ports_and_rebuild_the_state():
-    lab = container.labels("alice", [], 22222, profile="openclaw", ports={"openclaw": 18789})
+    lab = container.label_values("alice", [], 22222, profile="openclaw", ports={"openclaw": 18789})
     assert lab[container.LABEL_PROFILE] == "openclaw"
     found = [
         {"Labels": lab},
-        {"Labels": container.labels("bob", [1], 22223, profile="ml-workshop")},
+        {"Labels": container.label_values("bob", [1], 22223, profile="ml-workshop")},
         # a forged duplicate: the port is not given twice
-        {"Labels": container.labels("eve", [], 22224, ports={"openclaw": 18789})},
+        {"Labels": container.label_values("eve", [], 22224, ports={"openclaw": 18789})},
     ]
     st = container.state_from_labels(found)
     assert st["ports"] == {"openclaw": {"alice": 18789}}

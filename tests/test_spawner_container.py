@@ -94,7 +94,7 @@ def test_environment_merges_cache_settings():
 
 
 def test_labels():
-    assert container.labels("bob", [1, 0], 22224) == {
+    assert container.format_escape(container.label_values("bob", [1, 0], 22224)) == {
         "ml-workshop.user": "bob",
         "ml-workshop.npus": "0,1",
         "ml-workshop.ssh-port": "22224",

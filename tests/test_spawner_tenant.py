@@ -33,7 +33,7 @@ class Docker:
 
     async def __call__(self, method, *args, **kwargs):
         assert method == "containers"
-        listed = [{"Labels": container.labels(u, [], 22222)} for u in sorted(self.running)]
+        listed = [{"Labels": container.label_values(u, [], 22222)} for u in sorted(self.running)]
         await asyncio.sleep(self.delay() if callable(self.delay) else self.delay)
         return [
             {"Labels": {k: v.replace("{{", "{").replace("}}", "}") for k, v in c["Labels"].items()}}

@@ -260,18 +260,6 @@ def format_escape(obj: Any) -> Any:
     return obj
 
 
-def labels(
-    username: str,
-    npu_ids: Iterable[int],
-    ssh_port: int,
-    profile: str = "",
-    ports: Mapping[str, int] | None = None,
-) -> dict[str, str]:
-    """The container's labels (label_values), escaped for DockerSpawner's str.format
-    (format_escape): after its rendering Docker gets the user name exactly."""
-    return format_escape(label_values(username, npu_ids, ssh_port, profile, ports))
-
-
 def label_values(
     username: str,
     npu_ids: Iterable[int],
@@ -281,7 +269,8 @@ def label_values(
 ) -> dict[str, str]:
     """A student's server's labels as Docker stores them: the user, the NPUs, the SSH port, the
     profile and the profile's ports ({name: host port}), so a damaged state file is rebuilt with
-    them (state_from_labels). Unescaped: what a Swarm service spec takes as it is."""
+    them (state_from_labels). Unescaped: what a Swarm service spec takes as it is; the spawner
+    escapes them for DockerSpawner's str.format (format_escape) like the rest of its kwargs."""
     out = {
         LABEL_USER: username,
         LABEL_NPUS: format_id_list(npu_ids),

@@ -323,8 +323,8 @@ class WorkshopSpawner(DockerSpawner):
         docker_engine = profile.docker and self.student_docker
         if docker_engine:
             vols.update(container.docker_engine_volumes(self.escaped_name))
-        # DockerSpawner str.formats volumes, extra_host_config and extra_create_kwargs (labels()
-        # escapes its own values): a `{` in any of them must reach Docker as it is.
+        # DockerSpawner str.formats volumes, extra_host_config and extra_create_kwargs: each is
+        # escaped (format_escape) so that a `{` in any of them reaches Docker as it is.
         self.volumes = container.format_escape(container.check_no_docker_socket(vols))
         self.extra_host_config = container.format_escape(
             container.host_config(
@@ -345,12 +345,14 @@ class WorkshopSpawner(DockerSpawner):
         self.extra_create_kwargs = {
             "hostname": container.format_escape(container.hostname(self.escaped_name)),
             "ports": {f"{p}/tcp": {} for p in [22, *published]},
-            "labels": container.labels(
-                self.user.name,
-                ids,
-                port,
-                profile=profile.slug,
-                ports={s.name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
+            "labels": container.format_escape(
+                container.label_values(
+                    self.user.name,
+                    ids,
+                    port,
+                    profile=profile.slug,
+                    ports={s.name: extra_ports[s.name] for s in profile.ports if s.name in extra_ports},
+                )
             ),
         }
         self.environment = container.environment(
