@@ -239,11 +239,9 @@ def _last_lines(text: str, count: int = 3) -> str:
 def _link_or_copy(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
-        if dest.stat().st_size == src.stat().st_size and (
-            dest.samefile(src) or sha256_of(dest) == sha256_of(src)
-        ):
+        if dest.samefile(src):
             return
-        dest.unlink()
+        dest.unlink()  # (comparing contents first would read both files: as long as a copy)
     try:
         os.link(src, dest)
     except OSError:
